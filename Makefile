@@ -1,0 +1,49 @@
+# The two set-up commands: `make demo` and `make test`. Each builds .venv when it is missing (torch pinned by
+# constraints.txt, so no CUDA wheels on a CPU machine), then runs. A second call installs nothing.
+.PHONY: demo test test-all quality style bench clean-venv
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
+STAMP := $(VENV)/.installed
+EXTRAS ?= dev,quant,wandb
+
+# Everything the project downloads or builds stays inside the tree; tests and the demo never reach the Hub.
+export RS_REWARD_CACHE := $(CURDIR)/.cache
+export HF_HOME := $(CURDIR)/.cache/huggingface
+export PIP_CACHE_DIR := $(CURDIR)/.cache/pip
+export TORCH_EXTENSIONS_DIR := $(CURDIR)/.cache/torch_extensions
+export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
+export HF_HUB_DISABLE_TELEMETRY := 1
+export WANDB_MODE ?= offline
+export TOKENIZERS_PARALLELISM := false
+OFFLINE := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) -e ".[$(EXTRAS)]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(OFFLINE) $(BIN)/rs-reward demo --config recipes/tiny/demo/config.yaml $(ARGS)
+
+test: $(STAMP)
+	$(OFFLINE) $(BIN)/python -m pytest -m "not slow" $(ARGS)
+
+test-all: $(STAMP)
+	$(OFFLINE) $(BIN)/python -m pytest $(ARGS)
+
+quality: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+style: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(STAMP)
+	$(OFFLINE) for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+
+clean-venv:
+	rm -rf $(VENV)

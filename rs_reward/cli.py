@@ -1,0 +1,55 @@
+"""`rs-reward <task> --config recipe.yaml [--field value ...]`: one entry point, one module per task.
+
+Each task is `rs_reward/scripts/<task>.py` with a `main(argv=None)`; the same module runs under
+`accelerate launch -m rs_reward.scripts.<task> --config ...`. `rs-reward --help` lists the tasks installed.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+
+from . import scripts
+
+
+def available_tasks() -> dict[str, str]:
+    """`{task: first line of its module docstring}` for every module in `rs_reward.scripts`."""
+    tasks = {}
+    for info in pkgutil.iter_modules(scripts.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"{scripts.__name__}.{info.name}")
+        tasks[info.name] = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else ""
+    return tasks
+
+
+def usage() -> str:
+    lines = ["usage: rs-reward <task> --config recipes/<model>/<task>/config_<variant>.yaml [--field value ...]", ""]
+    lines.append("tasks:")
+    for name, summary in sorted(available_tasks().items()):
+        lines.append(f"  {name:<10} {summary}")
+    lines += [
+        "",
+        "`rs-reward <task> --help` lists the task's fields. Multi-GPU:",
+        "  accelerate launch --config_file accelerate_configs/<x>.yaml -m rs_reward.scripts.<task> --config ...",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    task, rest = argv[0], argv[1:]
+    tasks = available_tasks()
+    if task not in tasks:
+        print(f"rs-reward: unknown task {task!r}.\n\n{usage()}", file=sys.stderr)
+        return 2
+    result = importlib.import_module(f"{scripts.__name__}.{task}").main(rest)
+    return int(result or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

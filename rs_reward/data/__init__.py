@@ -1,0 +1,1 @@
+"""Data: canonical rows, loaders for the real formats, the SynthRS world, collators."""

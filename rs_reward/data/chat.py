@@ -1,0 +1,45 @@
+"""The scored transcript, in one place for training, evaluation, scoring, GRPO rewards and best-of-N.
+
+The paper's layout: user turn = image + question (empty string for captions), assistant turn = the text, no
+generation prompt; the score is read at the last token of the transcript. Images travel in their own list
+(never inline in message content: Arrow adds `image: None` to text blocks and the template then renders them
+as images).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def scored_conversation(question: str | None, answer: str, with_image: bool = True) -> list[dict]:
+    """The conversation a score model reads: `[user: (image) + question, assistant: answer]`."""
+    user = [{"type": "text", "text": question or ""}]
+    if with_image:
+        user.insert(0, {"type": "image"})
+    return [
+        {"role": "user", "content": user},
+        {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+    ]
+
+
+def render(processor, conversation: list[dict], add_generation_prompt: bool = False) -> str:
+    return processor.apply_chat_template(conversation, tokenize=False, add_generation_prompt=add_generation_prompt)
+
+
+def encode_scored(processor, images: Sequence, questions: Sequence[str | None], answers: Sequence[str]):
+    """Tokenise a batch of (image or None, question, answer) for a score model, padded as the tokenizer says.
+
+    Returns a `BatchFeature` with `input_ids`, `attention_mask` and, when any row has an image,
+    `pixel_values`, `image_grid_thw` and `mm_token_type_ids` (Qwen2-VL raises without the last).
+    """
+    if not (len(images) == len(questions) == len(answers)):
+        raise ValueError(
+            f"images, questions and answers differ in length: {len(images)}, {len(questions)}, {len(answers)}"
+        )
+    texts = [
+        render(processor, scored_conversation(q, a, with_image=image is not None))
+        for image, q, a in zip(images, questions, answers)
+    ]
+    present = [image for image in images if image is not None]
+    kwargs = {"images": present} if present else {}
+    return processor(text=texts, padding=True, return_tensors="pt", **kwargs)

@@ -1,0 +1,108 @@
+"""One loader for reward models, used by training, evaluation, scoring, GRPO rewards and best-of-N.
+
+    >>> from rs_reward.configs import RSModelConfig
+    >>> model = load_reward_model(RSModelConfig(model_name_or_path="tiny:qwen2-vl-tiny", use_peft=True))
+
+`model_name_or_path` may be a generator checkpoint (`...ForConditionalGeneration`: the backbone is loaded, the
+head initialised), a reward checkpoint, a LoRA adapter folder (its base is loaded first) or a `tiny:` alias.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from ..configs import RSModelConfig
+from .parts import LANGUAGE_MODEL_LORA_TARGETS, count_parameters, set_trainable
+from .processing import get_tokenizer, load_processor
+from .reward_model import register_reward_models
+from .tiny import resolve_model_path
+
+
+def torch_dtype(name: str | None):
+    if name in (None, "auto"):
+        return name
+    return getattr(torch, name)
+
+
+def adapter_base(path: str) -> str | None:
+    """The base model of a PEFT adapter folder, or None if `path` is not one."""
+    config_file = Path(path) / "adapter_config.json"
+    if not config_file.is_file():
+        return None
+    return json.loads(config_file.read_text())["base_model_name_or_path"]
+
+
+def reward_lora_config(model_args: RSModelConfig):
+    """LoRA for a reward model: SEQ_CLS (so the `score` head trains and is saved with the adapter), on the
+    language model only unless `lora_target_modules` says otherwise."""
+    from peft import LoraConfig
+
+    return LoraConfig(
+        task_type="SEQ_CLS",
+        r=model_args.lora_r,
+        lora_alpha=model_args.lora_alpha,
+        lora_dropout=model_args.lora_dropout,
+        target_modules=model_args.lora_target_modules or LANGUAGE_MODEL_LORA_TARGETS,
+        modules_to_save=model_args.lora_modules_to_save,
+        use_rslora=model_args.use_rslora,
+        use_dora=model_args.use_dora,
+        bias="none",
+    )
+
+
+def load_reward_model(model_args: RSModelConfig, *, trainable: bool = True, device_map=None):
+    """Load a VLM reward model as `model_args` says: full (with freezing switches), LoRA, or QLoRA.
+
+    With `trainable=False` the model is returned in eval mode with gradients off (for scoring).
+    """
+    from transformers import AutoModelForSequenceClassification
+    from trl import get_quantization_config
+
+    register_reward_models()
+    path = resolve_model_path(model_args.model_name_or_path)
+    base = adapter_base(path)
+    quantization_config = get_quantization_config(model_args)
+    if quantization_config is not None and device_map is None:
+        from accelerate import PartialState
+
+        device_map = {"": PartialState().local_process_index} if torch.cuda.is_available() else {"": "cpu"}
+    model = AutoModelForSequenceClassification.from_pretrained(
+        resolve_model_path(base) if base else path,
+        num_labels=1,
+        revision=model_args.model_revision,
+        dtype=torch_dtype(model_args.dtype),
+        attn_implementation=model_args.attn_implementation,
+        trust_remote_code=model_args.trust_remote_code,
+        quantization_config=quantization_config,
+        device_map=device_map,
+    )
+    if model.config.get_text_config().pad_token_id is None:
+        tokenizer = get_tokenizer(load_processor(path, trust_remote_code=model_args.trust_remote_code))
+        model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
+        model.config.pad_token_id = tokenizer.pad_token_id
+
+    if base is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, path, is_trainable=trainable)
+    elif model_args.use_peft and trainable:
+        from peft import get_peft_model, prepare_model_for_kbit_training
+
+        if quantization_config is not None:
+            model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        model = get_peft_model(model, reward_lora_config(model_args))
+    elif trainable:
+        set_trainable(model, **model_args.trainable_parts())
+
+    if not trainable:
+        model.eval().requires_grad_(False)
+    return model
+
+
+def describe_trainable(model) -> str:
+    """One line per part: trainable / total parameters."""
+    rows = [f"{part:>15}: {c['trainable']:>12,} / {c['total']:>12,}" for part, c in count_parameters(model).items()]
+    return "\n".join(rows)

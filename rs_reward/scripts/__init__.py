@@ -1,0 +1,1 @@
+"""One thin `main()` per task; `rs-reward <task>` dispatches here."""

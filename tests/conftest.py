@@ -1,0 +1,49 @@
+"""Offline by design: no Hub, no telemetry, every cache inside the project tree."""
+
+import os
+from pathlib import Path
+
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("RS_REWARD_CACHE", str(ROOT / ".cache"))
+os.environ.setdefault("HF_HOME", str(ROOT / ".cache" / "huggingface"))
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["WANDB_MODE"] = "offline"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_generator_path():
+    from rs_reward.modeling import tiny_model_path
+
+    return tiny_model_path("qwen2-vl-tiny")
+
+
+@pytest.fixture(scope="session")
+def tiny_reward_path():
+    from rs_reward.modeling import tiny_model_path
+
+    return tiny_model_path("qwen2-vl-tiny-reward")
+
+
+@pytest.fixture
+def scene_images():
+    """Three small images of different sizes and contents (the processor resizes them to its budget)."""
+    from PIL import Image
+
+    rng = torch.Generator().manual_seed(0)
+    sizes = [(112, 112), (140, 84), (84, 112)]
+    images = []
+    for w, h in sizes:
+        pixels = (torch.rand(h, w, 3, generator=rng) * 255).to(torch.uint8).numpy()
+        images.append(Image.fromarray(pixels))
+    return images

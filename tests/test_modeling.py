@@ -1,0 +1,210 @@
+"""The VLM reward model: loading, saving, LoRA, padding, processors, freezing switches, the tiny factory."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, AutoProcessor, Qwen2VLForConditionalGeneration
+
+from rs_reward.configs import RSModelConfig
+from rs_reward.data.chat import encode_scored
+from rs_reward.modeling import (
+    Qwen2_5_VLForSequenceClassification,
+    Qwen2VLForSequenceClassification,
+    QwenVLImageProcessor,
+    build_tiny,
+    load_processor,
+    tiny_model_path,
+)
+from rs_reward.modeling.loading import load_reward_model
+from rs_reward.modeling.parts import count_parameters, part_of, set_trainable
+
+
+QUESTIONS = ["", "How many ships are in the image?", "What is the land cover?"]
+ANSWERS = ["a harbor with three ships in the top left", "three", "forest with a road crossing the center"]
+# Scores of the same row under different batches/padding agree to float32 round-off of attention over pads.
+ATOL = 1e-5
+
+
+def score(model, processor, images, questions=QUESTIONS, answers=ANSWERS):
+    batch = encode_scored(processor, images, questions, answers)
+    with torch.no_grad():
+        return model(**batch).logits.squeeze(-1)
+
+
+@pytest.fixture(scope="module")
+def processor(tiny_generator_path):
+    return load_processor(tiny_generator_path)
+
+
+def test_auto_processor_returns_image_processor_without_torchvision(tiny_generator_path):
+    processor = AutoProcessor.from_pretrained(tiny_generator_path)
+    assert isinstance(processor, QwenVLImageProcessor)
+    assert processor.image_processor is not None
+    assert processor.tokenizer.eos_token == "<|im_end|>" and processor.tokenizer.pad_token == "<|endoftext|>"
+
+
+def test_processor_pixel_budget_limits_image_tokens(tiny_generator_path, scene_images):
+    small = load_processor(tiny_generator_path, min_pixels=28 * 28, max_pixels=56 * 56)
+    large = load_processor(tiny_generator_path, min_pixels=28 * 28, max_pixels=112 * 112)
+    n_small = encode_scored(small, scene_images[:1], [""], ["x"])["pixel_values"].shape[0]
+    n_large = encode_scored(large, scene_images[:1], [""], ["x"])["pixel_values"].shape[0]
+    assert n_small <= 56 * 56 // (14 * 14) < n_large
+    with pytest.raises(ValueError, match="must not exceed"):
+        load_processor(tiny_generator_path, min_pixels=10_000, max_pixels=100)
+
+
+def test_auto_class_registered(tiny_generator_path):
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_generator_path, num_labels=1)
+    assert isinstance(model, Qwen2VLForSequenceClassification)
+    assert model.score.bias is None and model.score.out_features == 1
+
+
+def test_backbone_loaded_from_generator_checkpoint_is_not_random(tiny_generator_path):
+    generator = Qwen2VLForConditionalGeneration.from_pretrained(tiny_generator_path).state_dict()
+    reward = load_reward_model(RSModelConfig(model_name_or_path=tiny_generator_path), trainable=False).state_dict()
+    backbone = [k for k in reward if not k.startswith("score.")]
+    assert len(backbone) > 50
+    for key in backbone:
+        assert torch.equal(reward[key], generator[key]), key
+    assert "score.weight" in reward
+
+
+def test_score_independent_of_batch_composition_size_and_padding_side(tiny_reward_path, scene_images):
+    model = load_reward_model(RSModelConfig(model_name_or_path=tiny_reward_path), trainable=False)
+    scores = {}
+    for side in ("left", "right"):
+        processor = load_processor(tiny_reward_path, padding_side=side)
+        scores[side] = score(model, processor, scene_images)
+        singles = torch.cat(
+            [score(model, processor, [i], [q], [a]) for i, q, a in zip(scene_images, QUESTIONS, ANSWERS)]
+        )
+        torch.testing.assert_close(scores[side], singles, atol=ATOL, rtol=0)
+        reordered = score(model, processor, scene_images[::-1], QUESTIONS[::-1], ANSWERS[::-1])
+        torch.testing.assert_close(scores[side], reordered.flip(0), atol=ATOL, rtol=0)
+    torch.testing.assert_close(scores["left"], scores["right"], atol=ATOL, rtol=0)
+    assert scores["left"].unique().numel() == 3  # distinct rows get distinct scores (no pooling at a pad)
+
+
+def test_text_only_rows_mix_with_image_rows(tiny_reward_path, processor, scene_images):
+    model = load_reward_model(RSModelConfig(model_name_or_path=tiny_reward_path), trainable=False)
+    mixed = score(model, processor, [scene_images[0], None, scene_images[2]])
+    alone = score(model, processor, [None], [QUESTIONS[1]], [ANSWERS[1]])
+    torch.testing.assert_close(mixed[1:2], alone, atol=ATOL, rtol=0)
+
+
+def test_full_reward_model_save_load_identical_scores(tiny_reward_path, processor, scene_images, tmp_path):
+    model = load_reward_model(RSModelConfig(model_name_or_path=tiny_reward_path), trainable=False)
+    with torch.no_grad():
+        model.score.weight.normal_()  # a head that is not the saved one, so the test sees the head reloaded
+    before = score(model, processor, scene_images)
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").is_file() and not list(tmp_path.glob("*.bin"))
+    reloaded = load_reward_model(RSModelConfig(model_name_or_path=str(tmp_path)), trainable=False)
+    torch.testing.assert_close(score(reloaded, processor, scene_images), before, atol=0, rtol=0)
+
+
+def test_lora_reward_model_save_load_and_merge_identical_scores(
+    tiny_generator_path, processor, scene_images, tmp_path
+):
+    args = RSModelConfig(model_name_or_path=tiny_generator_path, use_peft=True, lora_r=4, lora_alpha=8)
+    model = load_reward_model(args)
+    lora_names = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert any("lora_" in n and "language_model" in n for n in lora_names)
+    assert not any("visual" in n for n in lora_names), "LoRA must stay on the language model by default"
+    assert any("score" in n for n in lora_names), "the head trains with the adapter"
+    with torch.no_grad():  # stand-in for training: move the adapters and the head
+        for name, parameter in model.named_parameters():
+            if parameter.requires_grad:
+                parameter.add_(torch.randn_like(parameter) * 0.1)
+    model.eval()
+    before = score(model, processor, scene_images)
+    model.save_pretrained(tmp_path / "adapter")
+    saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert saved["task_type"] == "SEQ_CLS"
+    reloaded = load_reward_model(RSModelConfig(model_name_or_path=str(tmp_path / "adapter")), trainable=False)
+    torch.testing.assert_close(score(reloaded, processor, scene_images), before, atol=ATOL, rtol=0)
+
+    merged = reloaded.merge_and_unload()
+    assert isinstance(merged, Qwen2VLForSequenceClassification)
+    torch.testing.assert_close(score(merged, processor, scene_images), before, atol=ATOL, rtol=0)
+    merged.save_pretrained(tmp_path / "merged")
+    remerged = load_reward_model(RSModelConfig(model_name_or_path=str(tmp_path / "merged")), trainable=False)
+    torch.testing.assert_close(score(remerged, processor, scene_images), before, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize(
+    ("switches", "frozen", "trained"),
+    [
+        (
+            {"freeze_vision_tower": True, "freeze_merger": True, "freeze_language_model": True},
+            ["vision_tower", "merger", "language_model"],
+            ["score_head"],
+        ),
+        ({"freeze_language_model": True}, ["language_model"], ["vision_tower", "merger", "score_head"]),
+        (
+            {"freeze_vision_tower": True, "freeze_merger": True},
+            ["vision_tower", "merger"],
+            ["language_model", "score_head"],
+        ),
+    ],
+    ids=["stage1-head", "stage2-vision", "stage3-language"],
+)
+def test_freezing_switches_match_the_paper_stages(tiny_generator_path, switches, frozen, trained):
+    model = load_reward_model(RSModelConfig(model_name_or_path=tiny_generator_path, **switches))
+    counts = count_parameters(model)
+    for part in frozen:
+        assert counts[part]["trainable"] == 0 and counts[part]["total"] > 0, part
+    for part in trained:
+        assert counts[part]["trainable"] == counts[part]["total"] > 0, part
+
+
+def test_parts_are_named_as_expected():
+    assert part_of("model.visual.blocks.0.attn.qkv.weight") == "vision_tower"
+    assert part_of("model.visual.merger.mlp.0.weight") == "merger"
+    assert (
+        part_of("base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.default.weight")
+        == "language_model"
+    )
+    assert part_of("score.weight") == "score_head"
+
+
+def test_set_trainable_refuses_parts_the_model_lacks(tiny_generator_path):
+    model = Qwen2VLForConditionalGeneration.from_pretrained(tiny_generator_path)
+    with pytest.raises(ValueError, match="no parameters"):
+        set_trainable(model, score_head=False)
+    with pytest.raises(ValueError, match="Unknown part"):
+        set_trainable(model, encoder=False)
+
+
+def test_qwen2_5_vl_reward_model(scene_images):
+    model, processor = build_tiny("qwen2.5-vl-tiny-reward")
+    assert isinstance(model, Qwen2_5_VLForSequenceClassification)
+    model.eval()
+    scores = score(model, processor, scene_images)
+    assert scores.shape == (3,) and torch.isfinite(scores).all()
+
+
+def test_tiny_models_are_deterministic():
+    first, _ = build_tiny("qwen2-vl-tiny")
+    second, _ = build_tiny("qwen2-vl-tiny")
+    for (name, a), (_, b) in zip(first.state_dict().items(), second.state_dict().items()):
+        assert torch.equal(a, b), name
+
+
+def test_tiny_cache_is_reused(tmp_path):
+    path = tiny_model_path("clip-tiny", cache_dir=tmp_path)
+    stamp = (tmp_path / "clip-tiny-v1" / "model.safetensors").stat().st_mtime_ns
+    assert tiny_model_path("clip-tiny", cache_dir=tmp_path) == path
+    assert (tmp_path / "clip-tiny-v1" / "model.safetensors").stat().st_mtime_ns == stamp
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging folder left behind"
+
+
+def test_tiny_clip_embeds_images_and_texts(scene_images):
+    model, processor = build_tiny("clip-tiny")
+    batch = processor(
+        text=["a satellite photo of forest.", "ships"], images=scene_images[:2], return_tensors="pt", padding=True
+    )
+    with torch.no_grad():
+        out = model(**batch)
+    assert out.logits_per_image.shape == (2, 2)

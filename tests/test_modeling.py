@@ -114,7 +114,7 @@ def test_lora_reward_model_save_load_and_merge_identical_scores(
     assert not any("visual" in n for n in lora_names), "LoRA must stay on the language model by default"
     assert any("score" in n for n in lora_names), "the head trains with the adapter"
     with torch.no_grad():  # stand-in for training: move the adapters and the head
-        for name, parameter in model.named_parameters():
+        for parameter in model.parameters():
             if parameter.requires_grad:
                 parameter.add_(torch.randn_like(parameter) * 0.1)
     model.eval()

@@ -208,3 +208,21 @@ def test_tiny_clip_embeds_images_and_texts(scene_images):
     with torch.no_grad():
         out = model(**batch)
     assert out.logits_per_image.shape == (2, 2)
+
+
+@pytest.mark.parametrize(
+    "name", ["qwen2-vl-2b", "qwen2-vl-7b", "qwen2.5-vl-3b", "qwen2.5-vl-7b", "clip-vit-b16", "clip-vit-l14"]
+)
+def test_shape_presets_match_published_sizes(name):
+    from rs_reward.modeling.presets import PRESETS, build_preset
+
+    model = build_preset(name, device="meta")
+    n = sum(p.numel() for p in model.parameters())
+    assert abs(n - PRESETS[name][1]) / PRESETS[name][1] < 0.02, f"{name}: {n / 1e9:.3f} B parameters"
+
+
+def test_reward_preset_has_a_scalar_head():
+    from rs_reward.modeling.presets import build_preset
+
+    model = build_preset("qwen2-vl-2b", reward=True, device="meta")
+    assert isinstance(model, Qwen2VLForSequenceClassification) and model.score.out_features == 1

@@ -43,6 +43,10 @@ QWEN_SPECIAL_TOKENS = [
     "<|vision_pad|>",
     "<|image_pad|>",
     "<|video_pad|>",
+    "<|object_ref_start|>",
+    "<|object_ref_end|>",
+    "<|box_start|>",
+    "<|box_end|>",
 ]
 
 # Words of the remote-sensing domain (SynthRS and real captions); the BPE learns them as whole tokens.

@@ -1,0 +1,74 @@
+"""Row-level input handling shared by every loader: confined image paths, row errors and rejects files.
+
+A row that cannot be used never crashes a job and is never dropped silently: it goes to a `Rejects` collector
+with its id and the reason, which is printed as counts and written as a JSONL file (or, in strict mode, raises
+at once naming the row).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+
+
+class RowError(ValueError):
+    """A row that cannot be used; the message says why (it becomes the reject reason)."""
+
+
+def confine_path(root: str | os.PathLike, relative: str) -> Path:
+    """`root / relative`, refusing absolute paths and paths that escape `root` (`..`, symlinks)."""
+    if not isinstance(relative, str) or not relative:
+        raise RowError(f"image path must be a non-empty string, got {relative!r}")
+    if os.path.isabs(relative):
+        raise RowError(f"image path {relative!r} is absolute; paths are relative to the image root")
+    root_resolved = Path(root).resolve()
+    path = (root_resolved / relative).resolve()
+    if root_resolved != path and root_resolved not in path.parents:
+        raise RowError(f"image path {relative!r} escapes the image root")
+    return path
+
+
+def require_text(row: dict, key: str, *, allow_empty: bool = False) -> str:
+    value = row.get(key)
+    if not isinstance(value, str):
+        raise RowError(f"{key!r} must be a string, got {type(value).__name__}")
+    if not allow_empty and not value.strip():
+        raise RowError(f"{key!r} is empty")
+    return value
+
+
+class Rejects:
+    """Collects `(id, reason)` for unusable rows. `strict=True` raises on the first one instead."""
+
+    def __init__(self, strict: bool = False):
+        self.strict = strict
+        self.rows: list[dict] = []
+
+    def add(self, row_id: str, reason: str, **context) -> None:
+        if self.strict:
+            raise RowError(f"row {row_id}: {reason}")
+        self.rows.append({"id": row_id, "reason": reason, **context})
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def counts(self) -> Counter:
+        return Counter(r["reason"].split(":")[0] for r in self.rows)
+
+    def write(self, path: str | os.PathLike) -> None:
+        """Write the rejects as JSONL, atomically (also when there are none: an empty file says so)."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        with tmp.open("w", encoding="utf-8") as f:
+            for row in self.rows:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        tmp.replace(path)
+
+    def summary(self) -> str:
+        if not self.rows:
+            return "0 rows rejected"
+        reasons = ", ".join(f"{n} {reason}" for reason, n in self.counts().most_common())
+        return f"{len(self.rows)} rows rejected ({reasons})"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from trl import ModelConfig
+from trl import ModelConfig, RewardConfig
 
 
 @dataclass
@@ -29,14 +29,18 @@ class RSModelConfig(ModelConfig):
         max_pixels: 602112
     """
 
-    trust_remote_code: bool = field(
-        default=False, metadata={"help": "Allow custom model code from the Hub. Off unless you trust the repo."}
-    )
     min_pixels: int | None = field(
         default=None, metadata={"help": "Smallest image area in pixels after resizing (Qwen image processors)."}
     )
     max_pixels: int | None = field(
         default=None, metadata={"help": "Largest image area in pixels after resizing, e.g. 1280*28*28 = 1003520."}
+    )
+    score_activation: str | None = field(
+        default=None,
+        metadata={
+            "help": "Applied to the head's output: None (raw score, the paper) or 'softplus' (the released ScoreRS code).",
+            "choices": [None, "softplus"],
+        },
     )
     freeze_vision_tower: bool = field(default=False, metadata={"help": "Freeze the vision encoder (not the merger)."})
     freeze_merger: bool = field(default=False, metadata={"help": "Freeze the vision-language merger (projector)."})
@@ -52,3 +56,61 @@ class RSModelConfig(ModelConfig):
             "score_head": self.freeze_score_head,
         }
         return {part: False for part, frozen in switches.items() if frozen}
+
+
+@dataclass
+class PreferenceDataArguments:
+    """Where the preference pairs come from (`rs_reward.data.preference.load_preference_pairs`).
+
+    > Parameters that choose the data
+
+        dataset_name: an RSRM folder, a JSONL/JSON/parquet file, a `datasets` folder or a Hub id;
+        image_root: the folder image paths are relative to; eval_dataset_name / eval_image_root likewise.
+
+    > Parameters that handle bad rows
+
+        strict: fail on the first unusable row instead of writing it to the rejects file.
+    """
+
+    dataset_name: str = field(
+        default=None, metadata={"help": "Training pairs: RSRM folder, JSONL/parquet file, datasets folder or Hub id."}
+    )
+    image_root: str | None = field(default=None, metadata={"help": "Folder that image paths are relative to."})
+    dataset_train_split: str = field(default="train", metadata={"help": "Split of a `datasets` source for training."})
+    eval_dataset_name: str | None = field(default=None, metadata={"help": "Held-out pairs (same formats)."})
+    eval_image_root: str | None = field(default=None, metadata={"help": "Image root of the held-out pairs."})
+    dataset_test_split: str = field(default="test", metadata={"help": "Split of a `datasets` source for evaluation."})
+    max_train_pairs: int | None = field(
+        default=None, metadata={"help": "Use at most this many training pairs (shuffled by seed)."}
+    )
+    max_eval_pairs: int | None = field(default=None, metadata={"help": "Use at most this many held-out pairs."})
+    strict: bool = field(default=False, metadata={"help": "Raise on the first unusable row instead of rejecting it."})
+
+
+@dataclass
+class RewardScriptArguments(PreferenceDataArguments):
+    """Script arguments of `rs-reward reward` (data plus what to do with the trained model)."""
+
+    save_merged: bool = field(
+        default=False, metadata={"help": "After LoRA training, also save the merged model in `<output_dir>/merged`."}
+    )
+    evaluate_after_training: bool = field(
+        default=True,
+        metadata={"help": "Run the reward evaluation on the held-out pairs and put it in the model card."},
+    )
+
+
+@dataclass
+class RSRewardConfig(RewardConfig):
+    """TRL's `RewardConfig` with defaults that suit VLM rows.
+
+    `max_length` is not applied (image tokens are only known after processing; the pixel budget bounds them) and
+    `remove_unused_columns` is off (the collator needs the raw rows). Everything else is TRL's.
+    """
+
+    max_length: int | None = field(
+        default=None, metadata={"help": "Not applied to VLM rows; kept for TRL compatibility."}
+    )
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Must stay False: the collator reads raw rows."}
+    )

@@ -226,3 +226,33 @@ def test_reward_preset_has_a_scalar_head():
 
     model = build_preset("qwen2-vl-2b", reward=True, device="meta")
     assert isinstance(model, Qwen2VLForSequenceClassification) and model.score.out_features == 1
+
+
+@pytest.mark.parametrize("activation", [None, "softplus"])
+def test_scorers_checkpoint_layout_loads_with_the_same_scores(
+    tiny_generator_path, processor, scene_images, tmp_path, activation
+):
+    """A checkpoint in the released ScoreRS layout: legacy Qwen2-VL keys + `reward_head.weight` (+ softplus)."""
+    from safetensors.torch import load_file, save_file
+
+    generator = Qwen2VLForConditionalGeneration.from_pretrained(tiny_generator_path)
+    generator.save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    assert any(k.startswith("model.layers.") for k in weights) and any(k.startswith("visual.") for k in weights)
+    head = torch.randn(1, generator.config.text_config.hidden_size, generator=torch.Generator().manual_seed(0))
+    weights["reward_head.weight"] = head
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+
+    model = load_reward_model(
+        RSModelConfig(model_name_or_path=str(tmp_path), score_activation=activation), trainable=False
+    )
+    torch.testing.assert_close(model.score.weight, head, atol=0, rtol=0)
+    batch = encode_scored(processor, scene_images, QUESTIONS, ANSWERS)
+    with torch.no_grad():
+        hidden = generator.model(**batch).last_hidden_state
+        expected = (
+            hidden[torch.arange(3), batch["attention_mask"].sum(1) - 1] @ head.T
+        )  # right padding: last real token
+        if activation == "softplus":
+            expected = torch.nn.functional.softplus(expected)
+    torch.testing.assert_close(score(model, processor, scene_images), expected.squeeze(-1), atol=ATOL, rtol=0)

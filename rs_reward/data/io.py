@@ -30,15 +30,6 @@ def confine_path(root: str | os.PathLike, relative: str) -> Path:
     return path
 
 
-def require_text(row: dict, key: str, *, allow_empty: bool = False) -> str:
-    value = row.get(key)
-    if not isinstance(value, str):
-        raise RowError(f"{key!r} must be a string, got {type(value).__name__}")
-    if not allow_empty and not value.strip():
-        raise RowError(f"{key!r} is empty")
-    return value
-
-
 class Rejects:
     """Collects `(id, reason)` for unusable rows. `strict=True` raises on the first one instead."""
 

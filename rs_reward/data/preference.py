@@ -1,18 +1,33 @@
 """Preference data in the canonical row (DESIGN.md): TRL's conversational format plus an `images` column.
 
     {"id", "images": [image], "prompt": [user msg], "chosen": [assistant msg], "rejected": [assistant msg],
-     "task", "source"}
+     "task", "source"}  (+ "margin" when the source has one)
 
+Loaders, all into that row, all sending unusable rows to a `Rejects` collector with the reason:
+- `rsrm_pairs`: the RSRM layout (one JSON list per source, images in `image_root/<source>/`);
+- `table_pairs`: JSONL / JSON / parquet files with image paths relative to an image root, or with image bytes
+  (`image` = bytes or `{"bytes", "path"}`, as RSRM's parquet files, whose texts may sit in a `text` JSON string);
+- `hf_pairs`: any `datasets` dataset in TRL's preference format (`prompt` / `chosen` / `rejected` / `images`).
 A source row with several rejected texts becomes one pair per rejected text (as the paper trains).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from .io import Rejects, RowError, confine_path, require_text
+from .images import open_image
+from .io import Rejects, RowError, confine_path
+
+
+# Keys that SynthRS (or any source with known quality) records per item; carried into each pair's columns, with
+# list values (one per rejected text) split per pair. Used for measurement only, never for training.
+MEASUREMENT_KEYS = {
+    "rejected_operators": "operator",
+    "chosen_quality": "chosen_quality",
+    "rejected_quality": "rejected_quality",
+}
 
 
 def preference_row(row_id, image, question, chosen, rejected, task, source, **extra) -> dict:
@@ -29,23 +44,100 @@ def preference_row(row_id, image, question, chosen, rejected, task, source, **ex
     }
 
 
-def _rsrm_texts(item: dict) -> tuple[str, str, list[str]]:
-    """(question, chosen, rejected list) of an RSRM item; a `text` JSON string may hold them."""
-    if "question" not in item and isinstance(item.get("text"), str):
+def message_text(value, key: str) -> str:
+    """The text of a string or of a conversational message list (the last message's text blocks)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and value and isinstance(value[-1], dict):
+        content = value[-1].get("content")
+        if isinstance(content, str):
+            return content
+        if isinstance(content, list):
+            return "".join(block.get("text") or "" for block in content if isinstance(block, dict))
+    raise RowError(f"{key!r} must be a string or a list of messages, got {type(value).__name__}")
+
+
+def _texts(item: dict) -> tuple[str, str, list]:
+    """(question, chosen, rejected list) of an item; RSRM's `text` JSON string may hold them."""
+    if "question" not in item and "prompt" not in item and isinstance(item.get("text"), str):
         try:
             item = {**item, **json.loads(item["text"])}
         except json.JSONDecodeError as error:
             raise RowError(f"'text' is not valid JSON ({error.msg})") from None
-    question = item.get("question", "")
-    if not isinstance(question, str):
-        raise RowError(f"'question' must be a string, got {type(question).__name__}")
-    chosen = require_text(item, "chosen")
+    question = item.get("question", item.get("prompt", ""))
+    question = "" if question is None else message_text(question, "question")
+    if "chosen" not in item:
+        raise RowError("'chosen' is missing")
+    chosen = message_text(item["chosen"], "chosen")
+    if not chosen.strip():
+        raise RowError("'chosen' is empty")
     rejected = item.get("rejected")
-    if isinstance(rejected, str):
+    if isinstance(rejected, str) or (isinstance(rejected, list) and rejected and isinstance(rejected[0], dict)):
         rejected = [rejected]
     if not isinstance(rejected, list) or not rejected:
         raise RowError("'rejected' must be a string or a non-empty list of strings")
     return question, chosen, rejected
+
+
+def _image_of(item: dict, image_root, check_images: bool):
+    """The item's image: a confined absolute path, bytes, or None (text-only)."""
+    value = item.get("image_name") or item.get("image_path") or item.get("image")
+    if value is None and isinstance(item.get("images"), list) and item["images"]:
+        value = item["images"][0]
+    if value is None:
+        return None
+    if isinstance(value, dict) and value.get("bytes"):
+        return value["bytes"]
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value)
+    if isinstance(value, dict):
+        value = value.get("path")
+    if image_root is None:
+        raise RowError("the row names an image path but no image root was given")
+    path = confine_path(image_root, value)
+    if check_images:
+        open_image(path, verify=True)  # missing, empty, corrupt, non-image or too large: a RowError naming it
+    return str(path)
+
+
+def item_pairs(
+    item, row_id: str, source: str, image_root, *, rejects: Rejects, check_images=True, text_only=False
+) -> list[dict]:
+    """The canonical pairs of one source item (one per rejected text); unusable parts go to `rejects`."""
+    try:
+        if not isinstance(item, dict):
+            raise RowError(f"item must be an object, got {type(item).__name__}")
+        question, chosen, rejected_texts = _texts(item)
+        image = None if text_only else _image_of(item, image_root, check_images)
+        margin = item.get("margin")
+        if margin is not None and not isinstance(margin, (int, float)):
+            raise RowError(f"'margin' must be a number, got {type(margin).__name__}")
+    except RowError as error:
+        rejects.add(row_id, str(error), source=source)
+        return []
+    task = item.get("task") or ("caption" if not question else "instruction")
+    pairs = []
+    for j, rejected in enumerate(rejected_texts):
+        pair_id = f"{row_id}-r{j}" if len(rejected_texts) > 1 else row_id
+        try:
+            rejected = message_text(rejected, "rejected")
+        except RowError as error:
+            rejects.add(pair_id, str(error), source=source)
+            continue
+        if not rejected.strip():
+            rejects.add(pair_id, "'rejected' is empty", source=source)
+            continue
+        if rejected.strip() == chosen.strip():
+            rejects.add(pair_id, "chosen == rejected", source=source)
+            continue
+        extra = {"margin": float(margin)} if margin is not None else {}
+        for key, column in MEASUREMENT_KEYS.items():
+            if key in item:
+                value = item[key]
+                extra[column] = value[j] if isinstance(value, list) and len(value) == len(rejected_texts) else value
+        pair = preference_row(pair_id, image, question, chosen, rejected, task, item.get("source") or source, **extra)
+        pairs.append(pair)
+    return pairs
 
 
 def rsrm_pairs(
@@ -53,58 +145,145 @@ def rsrm_pairs(
     image_root: str | Path | None = None,
     *,
     rejects: Rejects | None = None,
-    extra_keys: tuple[str, ...] = (),
     check_images: bool = True,
 ) -> Iterator[dict]:
     """Canonical pairs from the RSRM layout: `data_root/<source>.json` lists, images in `image_root/<source>/`.
 
-    A source without an image folder is text-only (as UltraFeedback in the paper's stage 1). Image paths are
-    absolute paths confined to their folder. `extra_keys` are copied into `pair["extra"]`; a list-valued key
-    with one entry per rejected text (e.g. `rejected_operators`) gives each pair its own entry.
+    A source without an image folder is text-only (as UltraFeedback in the paper's stage 1).
+    `data_root/*.parquet` files (RSRM's parquet sources: `image` bytes + `text` JSON) are read too.
     """
     rejects = rejects if rejects is not None else Rejects()
-    for json_path in sorted(Path(data_root).glob("*.json")):
-        source = json_path.stem
+    for path in sorted(Path(data_root).glob("*.json")):
+        source = path.stem
         folder = Path(image_root) / source if image_root is not None else None
         text_only = folder is None or not folder.is_dir()
         try:
-            items = json.loads(json_path.read_text(encoding="utf-8"))
+            items = json.loads(path.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as error:
-            rejects.add(str(json_path), f"unreadable JSON file: {error}")
+            rejects.add(str(path), f"unreadable JSON file: {error}")
             continue
         if not isinstance(items, list):
-            rejects.add(str(json_path), "the file must hold a JSON list of items")
+            rejects.add(str(path), "the file must hold a JSON list of items")
             continue
         for index, item in enumerate(items):
             row_id = str(item.get("id", f"{source}-{index}")) if isinstance(item, dict) else f"{source}-{index}"
-            try:
-                if not isinstance(item, dict):
-                    raise RowError(f"item must be an object, got {type(item).__name__}")
-                question, chosen, rejected_texts = _rsrm_texts(item)
-                image = None
-                if not text_only:
-                    name = item.get("image_name") or item.get("image_path")
-                    image = confine_path(folder, name)
-                    if check_images and not image.is_file():
-                        raise RowError(f"missing image file {name!r}")
-                    image = str(image)
-            except RowError as error:
-                rejects.add(row_id, str(error), source=source)
-                continue
-            task = item.get("task") or ("caption" if not question else "instruction")
-            for j, rejected in enumerate(rejected_texts):
-                pair_id = f"{row_id}-r{j}" if len(rejected_texts) > 1 else row_id
-                if not isinstance(rejected, str) or not rejected.strip():
-                    rejects.add(pair_id, "'rejected' text is empty or not a string", source=source)
-                    continue
-                if rejected.strip() == chosen.strip():
-                    rejects.add(pair_id, "chosen == rejected", source=source)
-                    continue
-                extra = {}
-                for key in extra_keys:
-                    value = item.get(key)
-                    extra[key] = value[j] if isinstance(value, list) and len(value) == len(rejected_texts) else value
-                pair = preference_row(pair_id, image, question, chosen, rejected, task, source)
-                if extra_keys:
-                    pair["extra"] = extra
-                yield pair
+            yield from item_pairs(
+                item, row_id, source, folder, rejects=rejects, check_images=check_images, text_only=text_only
+            )
+    for path in sorted(Path(data_root).glob("*.parquet")):
+        yield from table_pairs(path, image_root, rejects=rejects, check_images=check_images)
+
+
+def _read_rows(path: Path) -> Iterable[dict]:
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
+            yield from batch.to_pylist()
+    elif path.suffix == ".jsonl":
+        with path.open(encoding="utf-8") as f:
+            for line_number, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except json.JSONDecodeError as error:
+                        yield RowError(f"line {line_number} is not valid JSON ({error.msg})")
+    elif path.suffix == ".json":
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(rows, list):
+            raise ValueError(f"{path} must hold a JSON list of rows")
+        yield from rows
+    else:
+        raise ValueError(f"unsupported preference file {path} (use .jsonl, .json or .parquet)")
+
+
+def table_pairs(path, image_root=None, *, rejects: Rejects | None = None, check_images: bool = True) -> Iterator[dict]:
+    """Canonical pairs from a JSONL / JSON / parquet file of items (image paths relative to `image_root`)."""
+    rejects = rejects if rejects is not None else Rejects()
+    path = Path(path)
+    for index, item in enumerate(_read_rows(path)):
+        row_id = f"{path.stem}-{index}"
+        if isinstance(item, RowError):
+            rejects.add(row_id, str(item), source=path.stem)
+            continue
+        if isinstance(item, dict) and item.get("id") is not None:
+            row_id = str(item["id"])
+        yield from item_pairs(item, row_id, path.stem, image_root, rejects=rejects, check_images=check_images)
+
+
+def hf_pairs(dataset, *, rejects: Rejects | None = None, source: str = "hf"):
+    """A `datasets.Dataset` in TRL's preference format, validated and normalised to the canonical row.
+
+    Images stay in the dataset's own column (decoded lazily by `datasets`); rows with unusable text are removed
+    and reported.
+    """
+    rejects = rejects if rejects is not None else Rejects()
+    missing = {"chosen", "rejected"} - set(dataset.column_names)
+    if missing:
+        raise ValueError(f"the dataset lacks the column(s) {sorted(missing)}; columns: {dataset.column_names}")
+    text_columns = [
+        c
+        for c in ("id", "prompt", "question", "chosen", "rejected", "task", "source", "margin")
+        if c in dataset.column_names
+    ]
+    keep, rows = [], []
+    for index, item in enumerate(dataset.select_columns(text_columns)):
+        row_id = str(item.get("id") or f"{source}-{index}")
+        pairs = item_pairs({**item, "image": None}, row_id, source, None, rejects=rejects, text_only=True)
+        if len(pairs) != 1:
+            if len(pairs) > 1:
+                rejects.add(row_id, "a row of a datasets dataset must hold exactly one rejected text", source=source)
+            continue
+        keep.append(index)
+        rows.append(pairs[0])
+    subset = dataset.select(keep)
+    if "images" not in subset.column_names:
+        subset = subset.add_column("images", [[] for _ in keep])
+    kept = ["images"] + [c for c in ("operator", "chosen_quality", "rejected_quality") if c in subset.column_names]
+    subset = subset.select_columns(kept)
+    for column in ("id", "prompt", "chosen", "rejected", "task", "source"):
+        subset = subset.add_column(column, [row[column] for row in rows])
+    if any("margin" in row for row in rows):
+        subset = subset.add_column("margin", [row.get("margin", 0.0) for row in rows])
+    return subset
+
+
+def load_preference_pairs(
+    path: str,
+    image_root: str | None = None,
+    *,
+    split: str = "train",
+    rejects: Rejects | None = None,
+    check_images: bool = True,
+):
+    """Any supported preference source as a `datasets.Dataset` of canonical rows.
+
+    - a folder of RSRM `<source>.json` files (images in `image_root/<source>/`; default `image_root` = the folder
+      itself, or its `images/` subfolder when present);
+    - a `.jsonl` / `.json` / `.parquet` file (image paths relative to `image_root`, default the file's folder);
+    - a folder saved with `datasets.save_to_disk`, a folder of `datasets` parquet files, or a Hub dataset id
+      (TRL preference format), read split `split`.
+    """
+    from datasets import Dataset, load_dataset, load_from_disk
+
+    rejects = rejects if rejects is not None else Rejects()
+    p = Path(path)
+    if p.is_file():
+        rows = list(table_pairs(p, image_root or p.parent, rejects=rejects, check_images=check_images))
+        return Dataset.from_list(rows) if rows else _empty(path)
+    if p.is_dir() and list(p.glob("*.json")):
+        root = image_root or (p / "images" if (p / "images").is_dir() else p)
+        rows = list(rsrm_pairs(p, root, rejects=rejects, check_images=check_images))
+        return Dataset.from_list(rows) if rows else _empty(path)
+    if p.is_dir() and ((p / "dataset_info.json").is_file() or (p / "dataset_dict.json").is_file()):
+        dataset = load_from_disk(str(p))
+        dataset = dataset[split] if hasattr(dataset, "keys") else dataset
+    elif p.is_dir():
+        dataset = load_dataset(str(p), split=split)
+    else:
+        dataset = load_dataset(path, split=split)
+    return hf_pairs(dataset, rejects=rejects, source=p.name or "hf")
+
+
+def _empty(path):
+    raise ValueError(f"no usable preference pair in {path} (see the rejects file for why)")

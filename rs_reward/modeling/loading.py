@@ -21,6 +21,40 @@ from .reward_model import register_reward_models
 from .tiny import resolve_model_path
 
 
+# The released ScoreRS checkpoints keep the Qwen2-VL backbone in the legacy key layout (handled by the reward
+# classes' registered conversion) and name the head `reward_head`; ours is `score`.
+SCORERS_HEAD = "reward_head.weight"
+SCORERS_KEY_MAPPING = {r"^reward_head\.": "score."}
+
+
+def checkpoint_keys(path: str) -> set[str] | None:
+    """Tensor names of a safetensors checkpoint (local folder or Hub id), or None if they cannot be listed."""
+    folder = Path(path)
+    if folder.is_dir():
+        index = folder / "model.safetensors.index.json"
+        if index.is_file():
+            return set(json.loads(index.read_text())["weight_map"])
+        keys = set()
+        for file in folder.glob("*.safetensors"):
+            from safetensors import safe_open
+
+            with safe_open(str(file), framework="pt") as f:
+                keys.update(f.keys())
+        return keys or None
+    try:
+        from huggingface_hub import get_safetensors_metadata
+
+        metadata = get_safetensors_metadata(path)
+        return set(metadata.weight_map)
+    except Exception:  # offline, no safetensors, or not a Hub id: nothing to detect
+        return None
+
+
+def is_scorers_checkpoint(path: str) -> bool:
+    keys = checkpoint_keys(path)
+    return keys is not None and SCORERS_HEAD in keys
+
+
 def torch_dtype(name: str | None):
     if name in (None, "auto"):
         return name
@@ -53,7 +87,9 @@ def reward_lora_config(model_args: RSModelConfig):
     )
 
 
-def load_reward_model(model_args: RSModelConfig, *, trainable: bool = True, device_map=None):
+def load_reward_model(
+    model_args: RSModelConfig, *, trainable: bool = True, device_map=None, trust_remote_code: bool = False
+):
     """Load a VLM reward model as `model_args` says: full (with freezing switches), LoRA, or QLoRA.
 
     With `trainable=False` the model is returned in eval mode with gradients off (for scoring).
@@ -69,18 +105,24 @@ def load_reward_model(model_args: RSModelConfig, *, trainable: bool = True, devi
         from accelerate import PartialState
 
         device_map = {"": PartialState().local_process_index} if torch.cuda.is_available() else {"": "cpu"}
+    source = resolve_model_path(base) if base else path
+    # A ScoreRS checkpoint: map its `reward_head` onto our `score` head.
+    key_mapping = SCORERS_KEY_MAPPING if is_scorers_checkpoint(source) else None
     model = AutoModelForSequenceClassification.from_pretrained(
-        resolve_model_path(base) if base else path,
+        source,
+        key_mapping=key_mapping,
         num_labels=1,
         revision=model_args.model_revision,
         dtype=torch_dtype(model_args.dtype),
         attn_implementation=model_args.attn_implementation,
-        trust_remote_code=model_args.trust_remote_code,
+        trust_remote_code=trust_remote_code,
         quantization_config=quantization_config,
         device_map=device_map,
     )
+    if model_args.score_activation is not None:
+        model.config.score_activation = model_args.score_activation
     if model.config.get_text_config().pad_token_id is None:
-        tokenizer = get_tokenizer(load_processor(path, trust_remote_code=model_args.trust_remote_code))
+        tokenizer = get_tokenizer(load_processor(path, trust_remote_code=trust_remote_code))
         model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
         model.config.pad_token_id = tokenizer.pad_token_id
 

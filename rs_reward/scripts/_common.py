@@ -27,3 +27,12 @@ def summary_table(title: str, rows: dict) -> str:
     width = max((len(str(k)) for k in rows), default=0)
     lines = [title, "-" * len(title)] + [f"{str(k):<{width}}  {v}" for k, v in rows.items()]
     return "\n".join(lines)
+
+
+def finish_trackers() -> None:
+    """Close experiment trackers the Trainer leaves open, so their files are complete when the task returns."""
+    import sys
+
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()

@@ -637,7 +637,7 @@ def write_preference_parquet(root: Path) -> dict:
             "rejected": message,
             "task": Value("string"),
             "source": Value("string"),
-            "operators": List(Value("string")),
+            "operator": Value("string"),
             "chosen_quality": Value("float32"),
             "rejected_quality": Value("float32"),
         }
@@ -648,9 +648,7 @@ def write_preference_parquet(root: Path) -> dict:
         if not split_root.exists():
             continue
         rows = []
-        for pair in rsrm_pairs(
-            split_root, split_root / "images", extra_keys=("rejected_operators", "rejected_quality", "chosen_quality")
-        ):
+        for pair in rsrm_pairs(split_root, split_root / "images"):
             image_path = pair["images"][0]
             rows.append(
                 {
@@ -661,9 +659,9 @@ def write_preference_parquet(root: Path) -> dict:
                     "rejected": pair["rejected"],
                     "task": pair["task"],
                     "source": pair["source"],
-                    "operators": [pair["extra"]["rejected_operators"]],
-                    "chosen_quality": pair["extra"]["chosen_quality"],
-                    "rejected_quality": pair["extra"]["rejected_quality"],
+                    "operator": pair["operator"],
+                    "chosen_quality": pair["chosen_quality"],
+                    "rejected_quality": pair["rejected_quality"],
                 }
             )
         out = root / "preference" / "hf" / f"{split}.parquet"

@@ -105,13 +105,13 @@ def pairs_from_rsrm(split_root) -> list[dict]:
     from ..preference import rsrm_pairs
 
     pairs = []
-    for pair in rsrm_pairs(split_root, split_root / "images", extra_keys=("rejected_operators",), check_images=False):
+    for pair in rsrm_pairs(split_root, split_root / "images", check_images=False):
         pairs.append(
             {
                 "question": pair["prompt"][0]["content"],
                 "chosen": pair["chosen"][0]["content"],
                 "rejected": pair["rejected"][0]["content"],
-                "operator": pair["extra"]["rejected_operators"],
+                "operator": pair["operator"],
                 "task": pair["task"],
             }
         )

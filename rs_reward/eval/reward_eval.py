@@ -1,0 +1,183 @@
+"""Evaluation of a reward (score) model on held-out preference pairs.
+
+- pairwise accuracy overall, per task, per source and (SynthRS) per corruption operator;
+- an image-blind control: the same model, every image replaced by a uniform grey image of the same size (so the
+  token count is unchanged): how much of the accuracy comes from looking at the image;
+- Spearman rank correlation of the score with the true quality of each distinct text (SynthRS);
+- a PNG histogram of chosen vs rejected scores;
+- the mean and std of all scores, which `store_score_statistics` writes into the model's config.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..data.images import open_image
+from ..scoring import RewardModelScorer
+
+
+def _blank_like(image) -> Image.Image:
+    image = open_image(image)
+    return Image.new("RGB", image.size, (128, 128, 128))
+
+
+def pair_scores(scorer: RewardModelScorer, dataset, blind: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of the chosen and rejected texts of every pair (images blanked when `blind`)."""
+    images, questions, texts = [], [], []
+    for row in dataset:
+        image = row["images"][0] if row["images"] else None
+        if blind and image is not None:
+            image = _blank_like(image)
+        question = row["prompt"][-1]["content"]
+        for side in ("chosen", "rejected"):
+            images.append(image)
+            questions.append(question)
+            texts.append(row[side][-1]["content"])
+    scores = scorer.score(images, questions, texts)
+    return scores[0::2], scores[1::2]
+
+
+def _grouped_accuracy(correct: np.ndarray, labels: list) -> dict[str, float]:
+    groups = defaultdict(list)
+    for c, label in zip(correct, labels):
+        if label is not None:
+            groups[label].append(c)
+    return {k: float(np.mean(v)) for k, v in sorted(groups.items())}
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    import pandas as pd
+
+    if len(x) < 3:
+        return float("nan")
+    return float(pd.Series(x).rank().corr(pd.Series(y).rank()))
+
+
+def evaluate_reward_model(
+    model,
+    processor,
+    dataset,
+    *,
+    batch_size: int = 16,
+    blind_control: bool = True,
+    histogram_path: str | Path | None = None,
+) -> dict:
+    """All the metrics above, as a JSON-ready dict."""
+    scorer = RewardModelScorer(model, processor, batch_size=batch_size)
+    chosen, rejected = pair_scores(scorer, dataset)
+    correct = (chosen > rejected).astype(float)
+    columns = dataset.column_names
+    metrics = {
+        "pairs": len(dataset),
+        "accuracy": float(correct.mean()),
+        "accuracy_by_task": _grouped_accuracy(correct, dataset["task"]),
+        "accuracy_by_source": _grouped_accuracy(correct, dataset["source"]),
+    }
+    by_task = metrics["accuracy_by_task"]
+    metrics["accuracy_task_macro"] = float(np.mean(list(by_task.values()))) if by_task else float("nan")
+    if "operator" in columns:
+        metrics["accuracy_by_operator"] = _grouped_accuracy(correct, dataset["operator"])
+        metrics["pairs_by_operator"] = {k: dataset["operator"].count(k) for k in metrics["accuracy_by_operator"]}
+    if blind_control and any(row["images"] for row in dataset.select_columns(["images"])):
+        blind_chosen, blind_rejected = pair_scores(scorer, dataset, blind=True)
+        blind_correct = (blind_chosen > blind_rejected).astype(float)
+        metrics["image_blind"] = {"accuracy": float(blind_correct.mean())}
+        if "operator" in columns:
+            metrics["image_blind"]["accuracy_by_operator"] = _grouped_accuracy(blind_correct, dataset["operator"])
+    if "chosen_quality" in columns and "rejected_quality" in columns:
+        # Each distinct (image, text) once: a chosen text appears in as many pairs as it has rejected texts.
+        seen, xs, ys = set(), [], []
+        for row, c, r in zip(
+            dataset.select_columns(["id", "chosen", "rejected", "chosen_quality", "rejected_quality"]),
+            chosen,
+            rejected,
+        ):
+            base = row["id"].rsplit("-r", 1)[0]
+            for text, score, quality in (
+                (row["chosen"][-1]["content"], c, row["chosen_quality"]),
+                (row["rejected"][-1]["content"], r, row["rejected_quality"]),
+            ):
+                if (base, text) not in seen and quality is not None:
+                    seen.add((base, text))
+                    xs.append(score)
+                    ys.append(quality)
+        metrics["spearman_score_vs_true_quality"] = spearman(np.array(xs), np.array(ys))
+        metrics["texts_with_true_quality"] = len(xs)
+    all_scores = np.concatenate([chosen, rejected])
+    metrics["score_mean"] = float(all_scores.mean())
+    metrics["score_std"] = float(all_scores.std())
+    metrics["margin_mean"] = float((chosen - rejected).mean())
+    if histogram_path is not None:
+        score_histogram(chosen, rejected, histogram_path, title=f"held-out pairs (accuracy {metrics['accuracy']:.3f})")
+    return metrics
+
+
+def score_histogram(chosen: np.ndarray, rejected: np.ndarray, path: str | Path, title: str = "") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    bins = np.linspace(min(chosen.min(), rejected.min()), max(chosen.max(), rejected.max()), 40)
+    ax.hist(chosen, bins=bins, alpha=0.6, label="chosen", color="tab:green")
+    ax.hist(rejected, bins=bins, alpha=0.6, label="rejected", color="tab:red")
+    ax.set_xlabel("score")
+    ax.set_ylabel("texts")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def store_score_statistics(model_dir: str | Path, mean: float, std: float) -> None:
+    """Write `score_mean` / `score_std` into the saved model's (or adapter's base) `config.json`."""
+    config_file = Path(model_dir) / "config.json"
+    if not config_file.is_file():
+        return
+    config = json.loads(config_file.read_text())
+    config["score_mean"], config["score_std"] = mean, std
+    config_file.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+
+
+def format_reward_metrics(metrics: dict) -> str:
+    """A markdown block: overall, per task/source, and per operator with the image-blind control beside."""
+    from .report import markdown_table
+
+    lines = [
+        markdown_table(
+            ["metric", "value"],
+            [
+                ["pairs", metrics["pairs"]],
+                ["pairwise accuracy", metrics["accuracy"]],
+                ["image-blind control accuracy", metrics.get("image_blind", {}).get("accuracy", "n/a")],
+                ["Spearman(score, true quality)", metrics.get("spearman_score_vs_true_quality", "n/a")],
+                ["score mean / std", f"{metrics['score_mean']:.3f} / {metrics['score_std']:.3f}"],
+            ],
+        )
+    ]
+    for key in ("accuracy_by_task", "accuracy_by_source"):
+        if metrics.get(key):
+            lines += [
+                "",
+                markdown_table(
+                    [key.replace("accuracy_by_", ""), "accuracy"], [[k, v] for k, v in metrics[key].items()]
+                ),
+            ]
+    if metrics.get("accuracy_by_operator"):
+        blind = metrics.get("image_blind", {}).get("accuracy_by_operator", {})
+        rows = [
+            [op, acc, blind.get(op, "n/a"), metrics["pairs_by_operator"][op]]
+            for op, acc in metrics["accuracy_by_operator"].items()
+        ]
+        lines += ["", markdown_table(["operator", "accuracy", "image-blind", "pairs"], rows)]
+    return "\n".join(lines)

@@ -1,0 +1,180 @@
+"""Train a VLM reward (score) model on preference pairs: full, LoRA or QLoRA, with the paper's freezing stages.
+
+    # CPU, SynthRS (make demo)
+    rs-reward reward --config recipes/tiny/reward/config_demo.yaml
+    # the paper's stage 2 (vision tower + head) on 8 GPUs with ZeRO-2
+    accelerate launch --config_file accelerate_configs/zero2.yaml -m rs_reward.scripts.reward \
+        --config recipes/qwen2-vl-7b/reward/config_stage2.yaml
+    # LoRA on one GPU
+    accelerate launch --config_file accelerate_configs/single_gpu.yaml -m rs_reward.scripts.reward \
+        --config recipes/qwen2-vl-7b/reward/config_lora.yaml
+
+Writes `output_dir/`: the model (or adapter) with its processor, `README.md` (model card), `rejects.jsonl`,
+`eval_metrics.json` and `figures/score_histogram.png`. A rerun resumes from the last checkpoint in `output_dir`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def config_types():
+    from rs_reward.configs import RewardScriptArguments, RSModelConfig, RSRewardConfig
+
+    return (RewardScriptArguments, RSRewardConfig, RSModelConfig)
+
+
+def load_pairs(script_args, training_args, logger):
+    """Training and held-out pairs as canonical `datasets`, with the rejects written and counted."""
+    from rs_reward.data.io import Rejects
+    from rs_reward.data.preference import load_preference_pairs
+
+    rejects = Rejects(strict=script_args.strict)
+    train = load_preference_pairs(
+        script_args.dataset_name, script_args.image_root, split=script_args.dataset_train_split, rejects=rejects
+    )
+    if script_args.max_train_pairs is not None and script_args.max_train_pairs < len(train):
+        train = train.shuffle(seed=training_args.seed).select(range(script_args.max_train_pairs))
+    held_out = None
+    if script_args.eval_dataset_name:
+        held_out = load_preference_pairs(
+            script_args.eval_dataset_name,
+            script_args.eval_image_root,
+            split=script_args.dataset_test_split,
+            rejects=rejects,
+        )
+        if script_args.max_eval_pairs is not None and script_args.max_eval_pairs < len(held_out):
+            held_out = held_out.shuffle(seed=training_args.seed).select(range(script_args.max_eval_pairs))
+    if training_args.process_index == 0:
+        rejects.write(Path(training_args.output_dir) / "rejects.jsonl")
+    logger.info("pairs: %d train, %s held-out; %s", len(train), len(held_out) if held_out else 0, rejects.summary())
+    return train, held_out, rejects
+
+
+def main(argv: list[str] | None = None) -> int:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    from rs_reward.eval.reward_eval import evaluate_reward_model, format_reward_metrics, store_score_statistics
+    from rs_reward.hub import reward_model_card
+    from rs_reward.modeling import load_processor
+    from rs_reward.modeling.loading import describe_trainable, load_reward_model
+    from rs_reward.trainers import RSRewardTrainer
+
+    from ._common import finish_trackers, parse, setup_logging, summary_table
+
+    logger = setup_logging("rs_reward.reward")
+    script_args, training_args, model_args = parse(config_types(), argv)
+    if not script_args.dataset_name:
+        raise ValueError("dataset_name is required (an RSRM folder, a JSONL/parquet file or a datasets dataset)")
+    output_dir = Path(training_args.output_dir)
+    train, held_out, rejects = load_pairs(script_args, training_args, logger)
+
+    processor = load_processor(
+        model_args.model_name_or_path,
+        min_pixels=model_args.min_pixels,
+        max_pixels=model_args.max_pixels,
+        trust_remote_code=training_args.trust_remote_code,
+    )
+    model = load_reward_model(model_args, trust_remote_code=training_args.trust_remote_code)
+    logger.info("trainable parameters per part:\n%s", describe_trainable(model))
+
+    trainer = RSRewardTrainer(
+        model=model, args=training_args, train_dataset=train, eval_dataset=held_out, processing_class=processor
+    )
+    last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
+    if last is not None:
+        logger.info("resuming from %s", last)
+    result = trainer.train(resume_from_checkpoint=last)
+    trainer.save_model(str(output_dir))
+
+    metrics, metrics_md = {}, None
+    if held_out is not None and script_args.evaluate_after_training and trainer.is_world_process_zero():
+        metrics = evaluate_reward_model(
+            trainer.model,
+            processor,
+            held_out,
+            batch_size=training_args.per_device_eval_batch_size,
+            histogram_path=output_dir / "figures" / "score_histogram.png",
+        )
+        metrics_md = format_reward_metrics(metrics)
+        (output_dir / "eval_metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        store_score_statistics(output_dir, metrics["score_mean"], metrics["score_std"])
+        logger.info("held-out evaluation:\n%s", metrics_md)
+
+    is_adapter = (output_dir / "adapter_config.json").is_file()
+    if trainer.is_world_process_zero():
+        hyperparameters = {
+            k: getattr(training_args, k)
+            for k in (
+                "learning_rate",
+                "num_train_epochs",
+                "max_steps",
+                "per_device_train_batch_size",
+                "gradient_accumulation_steps",
+                "weight_decay",
+                "warmup_steps",
+                "lr_scheduler_type",
+                "adam_beta1",
+                "adam_beta2",
+                "bf16",
+                "seed",
+                "center_rewards_coefficient",
+            )
+        }
+        hyperparameters["world_size"] = training_args.world_size
+        hyperparameters.update(
+            {
+                k: getattr(model_args, k)
+                for k in (
+                    "use_peft",
+                    "lora_r",
+                    "lora_alpha",
+                    "load_in_4bit",
+                    "freeze_vision_tower",
+                    "freeze_merger",
+                    "freeze_language_model",
+                    "freeze_score_head",
+                    "min_pixels",
+                    "max_pixels",
+                )
+            }
+        )
+        datasets = [d for d in (script_args.dataset_name, script_args.eval_dataset_name) if d]
+        reward_model_card(
+            output_dir,
+            base_model=model_args.model_name_or_path,
+            datasets=datasets,
+            hyperparameters=hyperparameters,
+            metrics=metrics,
+            metrics_markdown=metrics_md,
+            adapter=is_adapter,
+        )
+        if script_args.save_merged and is_adapter:
+            merged = trainer.model.merge_and_unload()
+            merged.save_pretrained(output_dir / "merged")
+            processor.save_pretrained(output_dir / "merged")
+            if metrics:
+                store_score_statistics(output_dir / "merged", metrics["score_mean"], metrics["score_std"])
+    if training_args.push_to_hub:
+        trainer.push_to_hub()
+    finish_trackers()
+
+    rows = {
+        "output": str(output_dir),
+        "train pairs": len(train),
+        "rejected rows": len(rejects),
+        "steps": result.global_step,
+        "train loss": round(result.training_loss, 4),
+        "train seconds": round(result.metrics.get("train_runtime", 0.0), 1),
+    }
+    if metrics:
+        rows["held-out accuracy"] = round(metrics["accuracy"], 4)
+        if "image_blind" in metrics:
+            rows["image-blind accuracy"] = round(metrics["image_blind"]["accuracy"], 4)
+    logger.info("\n%s", summary_table("reward model", rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,6 @@
+"""Thin subclasses of TRL's trainers: what they add is what the base lacks for images, nothing else."""
+
+from .reward import RSRewardTrainer, VisionPreferenceCollator
+
+
+__all__ = ["RSRewardTrainer", "VisionPreferenceCollator"]

@@ -282,3 +282,13 @@ def test_text_only_scorer_is_at_chance_on_grounded_operators(tmp_path):
     assert n_grounded > 150 and n_form > 80
     assert 0.35 < grounded < 0.62, f"text alone should be at chance on grounded operators, got {grounded:.2f}"
     assert form > 0.85, f"form operators should be visible in the text, got {form:.2f}"
+
+
+@pytest.mark.parametrize("scale", [1.6, 2.5])
+def test_large_objects_never_crash_and_counts_match_what_is_drawn(scale):
+    for seed in range(40):
+        rng = np.random.default_rng(seed)
+        scene = sample_truth(rng, "s", 112)
+        render(scene, rng, object_scale=scale)
+        for group in scene.groups:
+            assert 1 <= group.count == len(group.objects) <= 4

@@ -224,11 +224,15 @@ def _footprint_mask(kind: str, cx: float, cy: float, angle: float, length: float
 
 def _place_group(rng, group: Group, size: int, scale: float, occupied: np.ndarray, tries: int = 60) -> list:
     """Objects whose centres lie in the group's cell and whose pixels (plus a 1 px gap) overlap nothing placed
-    before. When a crowded cell cannot take the group, the whole group is placed again a little smaller."""
+    before. When a crowded cell cannot take the group, the whole group is placed again a little smaller; if it
+    still does not fit at a third of its size, the group keeps the objects that fit (its count is lowered, and
+    the texts, written after rendering, say the new count)."""
     cell = size / 3
     row, col = divmod(group.cell, 3)
     base_length, base_width = (v * scale * size / 112 for v in FOOTPRINT[group.kind])
-    for shrink in (1.0, 0.9, 0.8, 0.7, 0.6, 0.5):
+    best: list = []
+    best_taken = occupied
+    for shrink in (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.33):
         length, width = base_length * shrink, base_width * shrink
         taken = occupied.copy()
         placed = []
@@ -257,7 +261,13 @@ def _place_group(rng, group: Group, size: int, scale: float, occupied: np.ndarra
         if len(placed) == group.count:
             occupied |= taken
             return placed
-    raise RuntimeError(f"could not place {group.count} {group.kind} in cell {group.cell} of a {size} px image")
+        if len(placed) > len(best):
+            best, best_taken = placed, taken
+    if not best:
+        raise RuntimeError(f"could not place a single {group.kind} in cell {group.cell} of a {size} px image")
+    group.count = len(best)
+    occupied |= best_taken
+    return best
 
 
 def render(

@@ -1,0 +1,115 @@
+"""Supervised fine-tuning of a Qwen2-VL / Qwen2.5-VL on image + messages rows (TRL's SFTTrainer, which already
+feeds images to VLMs through the processor; what we add is the loader, the pixel budget and the freezing
+switches). Loss on the assistant turns only by default.
+
+    rs-reward sft --config recipes/tiny/sft/config_pretrain.yaml
+    accelerate launch --config_file accelerate_configs/zero2.yaml -m rs_reward.scripts.sft --config ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class SFTScriptArguments:
+    """Where the SFT rows come from."""
+
+    dataset_name: str = field(
+        default=None, metadata={"help": "A JSONL file of canonical SFT rows (id, images, messages)."}
+    )
+    image_root: str | None = field(
+        default=None, metadata={"help": "Folder image paths are relative to (default: the file's)."}
+    )
+    max_train_rows: int | None = field(
+        default=None, metadata={"help": "Use at most this many rows (shuffled by seed)."}
+    )
+    strict: bool = field(default=False, metadata={"help": "Raise on the first unusable row instead of rejecting it."})
+
+
+def config_types():
+    from trl import SFTConfig
+
+    from rs_reward.configs import RSModelConfig
+
+    return (SFTScriptArguments, SFTConfig, RSModelConfig)
+
+
+def load_generator(model_args, trust_remote_code: bool = False):
+    """The VLM to fine-tune, with the freezing switches (LoRA is applied by the trainer from `peft_config`)."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    from rs_reward.modeling.loading import torch_dtype
+    from rs_reward.modeling.parts import set_trainable
+    from rs_reward.modeling.tiny import resolve_model_path
+
+    model = AutoModelForImageTextToText.from_pretrained(
+        resolve_model_path(model_args.model_name_or_path),
+        dtype=torch_dtype(model_args.dtype),
+        attn_implementation=model_args.attn_implementation,
+        trust_remote_code=trust_remote_code,
+        revision=model_args.model_revision,
+    )
+    parts = model_args.trainable_parts()
+    parts.pop("score_head", None)
+    if parts:
+        set_trainable(model, **parts)
+    del torch
+    return model
+
+
+def main(argv: list[str] | None = None) -> int:
+    from trl import SFTTrainer, get_peft_config
+
+    from rs_reward.data.io import Rejects
+    from rs_reward.data.sft import load_sft_rows
+    from rs_reward.modeling import load_processor
+    from rs_reward.modeling.loading import describe_trainable
+    from rs_reward.modeling.parts import LANGUAGE_MODEL_LORA_TARGETS
+
+    from ._common import finish_trackers, parse, setup_logging, summary_table
+
+    logger = setup_logging("rs_reward.sft")
+    script_args, training_args, model_args = parse(config_types(), argv)
+    rejects = Rejects(strict=script_args.strict)
+    train = load_sft_rows(script_args.dataset_name, script_args.image_root, rejects=rejects)
+    if script_args.max_train_rows is not None and script_args.max_train_rows < len(train):
+        train = train.shuffle(seed=training_args.seed).select(range(script_args.max_train_rows))
+    output_dir = Path(training_args.output_dir)
+    if training_args.process_index == 0:
+        rejects.write(output_dir / "rejects.jsonl")
+    logger.info("%d SFT rows; %s", len(train), rejects.summary())
+
+    processor = load_processor(
+        model_args.model_name_or_path,
+        min_pixels=model_args.min_pixels,
+        max_pixels=model_args.max_pixels,
+        trust_remote_code=training_args.trust_remote_code,
+    )
+    model = load_generator(model_args, trust_remote_code=training_args.trust_remote_code)
+    peft_config = get_peft_config(model_args)
+    if peft_config is not None and model_args.lora_target_modules is None:
+        peft_config.target_modules = LANGUAGE_MODEL_LORA_TARGETS
+    logger.info("trainable parameters per part:\n%s", describe_trainable(model))
+    trainer = SFTTrainer(
+        model=model, args=training_args, train_dataset=train, processing_class=processor, peft_config=peft_config
+    )
+    result = trainer.train()
+    trainer.save_model(str(output_dir))
+    finish_trackers()
+    rows = {
+        "output": str(output_dir),
+        "rows": len(train),
+        "rejected rows": len(rejects),
+        "steps": result.global_step,
+        "train loss": round(result.training_loss, 4),
+        "train seconds": round(result.metrics.get("train_runtime", 0.0), 1),
+    }
+    logger.info("\n%s", summary_table("SFT", rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

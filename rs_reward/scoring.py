@@ -1,23 +1,50 @@
-"""Scorers behind one interface: `scorer.score(images, questions, texts) -> np.ndarray` (one float per row).
+"""Scorers behind one interface, and scoring a pool at scale.
 
-`RewardModelScorer` batches rows by length (fewer pad tokens), runs without gradients, under bf16 autocast on
-GPU, and reads each score at the row's last token whatever the padding side (the model does that). Images are
-opened lazily, per batch.
+Every scorer has `score(images, questions, texts, ids) -> np.ndarray` (one float per row; images are PIL):
+- `RewardModelScorer`: a VLM reward model reading the scored transcript (`rs_reward.data.chat`);
+- `ClipScorer`: cosine of image and text embeddings of any transformers CLIP or SigLIP model (texts longer than
+  the model's limit are truncated, and counted);
+- `RandomScorer`: a uniform score derived from the row id and a seed (the same whatever the order or sharding).
+
+`score_pool` scores a pool in fixed chunks of rows: chunk c is rows [c*S, (c+1)*S), handled by process
+c mod K, written as `shards/scores-<c>.parquet` (id, score, scorer, task, source) and `shards/rejects-<c>.jsonl`
+(id, reason), each atomically. A rerun skips finished chunks, with any number of processes; the merged result
+is the same for every K, and rows in = rows scored + rows rejected.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import math
+import os
+import time
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from .data.chat import encode_scored
 from .data.images import open_image
+from .data.io import RowError
+
+
+class _null:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _autocast(device):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
 
 
 class RewardModelScorer:
-    """Score (image, question, text) rows with a VLM reward model.
+    """Score (image, question, text) rows with a VLM reward model: batches of similar length, no gradients,
+    bf16 autocast on GPU, the score read at each row's last token whatever the padding side.
 
     Example:
         >>> scorer = RewardModelScorer(model, processor, batch_size=32)
@@ -35,12 +62,11 @@ class RewardModelScorer:
         self.device = next(model.parameters()).device
 
     @torch.no_grad()
-    def score(self, images: Sequence, questions: Sequence[str | None], texts: Sequence[str]) -> np.ndarray:
+    def score(self, images: Sequence, questions: Sequence[str | None], texts: Sequence[str], ids=None) -> np.ndarray:
         n = len(texts)
         # Length-aware batching: rows of similar length share a batch (text length stands in for token count).
         order = sorted(range(n), key=lambda i: len(texts[i]) + len(questions[i] or ""))
         scores = np.empty(n, dtype=np.float32)
-        autocast = torch.autocast("cuda", dtype=torch.bfloat16) if self.device.type == "cuda" else _null()
         for start in range(0, n, self.batch_size):
             index = order[start : start + self.batch_size]
             batch_images = [open_image(images[i], self.image_root) if images[i] is not None else None for i in index]
@@ -48,15 +74,274 @@ class RewardModelScorer:
                 self.processor, batch_images, [questions[i] for i in index], [texts[i] for i in index]
             )
             batch = {k: v.to(self.device) for k, v in batch.items()}
-            with autocast:
+            with _autocast(self.device):
                 logits = self.model(**batch).logits.squeeze(-1)
             scores[index] = logits.float().cpu().numpy()
         return scores
 
 
-class _null:
-    def __enter__(self):
-        return self
+class ClipScorer:
+    """Cosine similarity of image and text embeddings (CLIP or SigLIP). The question, if any, precedes the text."""
 
-    def __exit__(self, *exc):
-        return False
+    name = "clip"
+
+    def __init__(self, model, processor, batch_size: int = 64):
+        self.model = model.eval()
+        self.processor = processor
+        self.batch_size = batch_size
+        self.device = next(model.parameters()).device
+        self.tokenizer = getattr(processor, "tokenizer", processor)
+        self.max_length = model.config.text_config.max_position_embeddings
+        self.truncated = 0
+
+    @staticmethod
+    def _features(output) -> torch.Tensor:
+        return output if isinstance(output, torch.Tensor) else output.pooler_output
+
+    @torch.no_grad()
+    def score(self, images, questions, texts, ids=None) -> np.ndarray:
+        full = [f"{q} {t}".strip() if q else t for q, t in zip(questions, texts)]
+        lengths = [len(x) for x in self.tokenizer(full, add_special_tokens=True)["input_ids"]]
+        self.truncated += sum(length > self.max_length for length in lengths)
+        scores = np.empty(len(full), dtype=np.float32)
+        for start in range(0, len(full), self.batch_size):
+            end = start + self.batch_size
+            batch = self.processor(
+                text=full[start:end],
+                images=[open_image(i) for i in images[start:end]],
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            )
+            batch = {k: v.to(self.device) for k, v in batch.items()}
+            with _autocast(self.device):
+                image = self._features(self.model.get_image_features(pixel_values=batch["pixel_values"]))
+                text_inputs = {k: v for k, v in batch.items() if k in ("input_ids", "attention_mask")}
+                text = self._features(self.model.get_text_features(**text_inputs))
+            image = torch.nn.functional.normalize(image.float(), dim=-1)
+            text = torch.nn.functional.normalize(text.float(), dim=-1)
+            scores[start:end] = (image * text).sum(-1).cpu().numpy()
+        return scores
+
+
+class RandomScorer:
+    """A uniform [0, 1) score from sha256(seed, id): deterministic, independent of order and sharding."""
+
+    name = "random"
+
+    def __init__(self, seed: int = 0):
+        self.seed = seed
+
+    def score(self, images, questions, texts, ids) -> np.ndarray:
+        if ids is None:
+            raise ValueError("RandomScorer needs the row ids")
+        digests = (hashlib.sha256(f"{self.seed}:{i}".encode()).digest() for i in ids)
+        return np.array([int.from_bytes(d[:8], "big") / 2**64 for d in digests], dtype=np.float64)
+
+
+def load_scorer(
+    kind: str, model_args=None, *, batch_size: int = 16, seed: int = 0, device=None, trust_remote_code: bool = False
+):
+    """Build a scorer: `reward_model` (any folder/Hub id/adapter `load_reward_model` reads), `clip` (any
+    transformers CLIP/SigLIP), or `random`."""
+    if kind == "random":
+        return RandomScorer(seed)
+    from .modeling import load_processor
+    from .modeling.tiny import resolve_model_path
+
+    device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    path = resolve_model_path(model_args.model_name_or_path)
+    if kind == "reward_model":
+        from .modeling.loading import load_reward_model
+
+        model = load_reward_model(model_args, trainable=False, trust_remote_code=trust_remote_code).to(device)
+        processor = load_processor(
+            path,
+            min_pixels=model_args.min_pixels,
+            max_pixels=model_args.max_pixels,
+            padding_side="left",
+            trust_remote_code=trust_remote_code,
+        )
+        return RewardModelScorer(model, processor, batch_size=batch_size)
+    if kind == "clip":
+        from transformers import AutoModel
+
+        from .modeling.loading import torch_dtype
+
+        model = AutoModel.from_pretrained(
+            path, dtype=torch_dtype(model_args.dtype), trust_remote_code=trust_remote_code
+        )
+        return ClipScorer(
+            model.to(device), load_processor(path, trust_remote_code=trust_remote_code), batch_size=batch_size
+        )
+    raise ValueError(f"unknown scorer {kind!r}: choose reward_model, clip or random")
+
+
+# ----------------------------------------------------------------------------------- scoring a pool at scale
+
+
+def pool_fingerprint(rows: list[dict], shard_size: int, scorer_id: str) -> str:
+    digest = hashlib.sha256(f"{shard_size}|{scorer_id}|{len(rows)}".encode())
+    for row in rows:
+        digest.update(row["id"].encode() + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def _write_atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _open_chunk(rows: list[dict], image_root, num_workers: int, verify_only: bool = False):
+    """Open the chunk's images (in worker threads when asked): [(row, image or RowError)]. With `verify_only`
+    the files are checked but not decoded (a scorer that does not look at images still rejects the same rows)."""
+
+    def one(row):
+        try:
+            return row, open_image(row["image"], image_root, verify=verify_only)
+        except RowError as error:
+            return row, error
+
+    if num_workers > 0:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(num_workers) as pool:
+            return list(pool.map(one, rows))
+    return [one(row) for row in rows]
+
+
+def score_chunk(
+    scorer, rows: list[dict], image_root=None, num_workers: int = 0
+) -> tuple[list[dict], list[dict], dict]:
+    """Score one chunk: (scored rows, rejected rows, seconds spent opening images / scoring)."""
+    start = time.perf_counter()
+    opened = _open_chunk(rows, image_root, num_workers, verify_only=isinstance(scorer, RandomScorer))
+    open_seconds = time.perf_counter() - start
+    rejected = [{"id": row["id"], "reason": str(image)} for row, image in opened if isinstance(image, RowError)]
+    good = [(row, image) for row, image in opened if not isinstance(image, RowError)]
+    start = time.perf_counter()
+    scores = (
+        scorer.score(
+            [i for _, i in good],
+            [r["question"] for r, _ in good],
+            [r["text"] for r, _ in good],
+            ids=[r["id"] for r, _ in good],
+        )
+        if good
+        else []
+    )
+    score_seconds = time.perf_counter() - start
+    scored = []
+    for (row, _), value in zip(good, scores):
+        if not math.isfinite(float(value)):
+            rejected.append({"id": row["id"], "reason": f"non-finite score {value}"})
+            continue
+        scored.append(
+            {
+                "id": row["id"],
+                "score": float(value),
+                "scorer": scorer.name,
+                "task": row["task"],
+                "source": row["source"],
+            }
+        )
+    return scored, rejected, {"open": open_seconds, "score": score_seconds}
+
+
+def score_pool(
+    rows: list[dict],
+    scorer,
+    output_dir: str | Path,
+    *,
+    shard_size: int = 1024,
+    scorer_id: str = "",
+    process_index: int = 0,
+    num_processes: int = 1,
+    image_root=None,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Score this process's chunks of `rows` into `output_dir/shards/`, skipping finished chunks."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from tqdm.auto import tqdm
+
+    shards = Path(output_dir) / "shards"
+    shards.mkdir(parents=True, exist_ok=True)
+    n_chunks = math.ceil(len(rows) / shard_size)
+    mine = [c for c in range(n_chunks) if c % num_processes == process_index]
+    todo = [c for c in mine if not (shards / f"scores-{c:06d}.parquet").is_file()]
+    timing = {"open": 0.0, "score": 0.0, "chunks": len(todo), "resumed": len(mine) - len(todo)}
+    schema = pa.schema(
+        [
+            ("id", pa.string()),
+            ("score", pa.float64()),
+            ("scorer", pa.string()),
+            ("task", pa.string()),
+            ("source", pa.string()),
+        ]
+    )
+    bar = tqdm(
+        total=sum(min(shard_size, len(rows) - c * shard_size) for c in todo),
+        unit="row",
+        desc=f"scoring ({scorer.name})",
+        disable=not progress or process_index != 0,
+    )
+    for c in todo:
+        chunk = rows[c * shard_size : (c + 1) * shard_size]
+        scored, rejected, seconds = score_chunk(scorer, chunk, image_root, num_workers)
+        timing["open"] += seconds["open"]
+        timing["score"] += seconds["score"]
+
+        def write_rejects(path, rejected=rejected):
+            path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejected), encoding="utf-8")
+
+        _write_atomic(shards / f"rejects-{c:06d}.jsonl", write_rejects)
+        # The scores file is written last: its presence marks the chunk done.
+        _write_atomic(
+            shards / f"scores-{c:06d}.parquet",
+            lambda path, scored=scored: pq.write_table(pa.Table.from_pylist(scored, schema=schema), path),
+        )
+        bar.update(len(chunk))
+    bar.close()
+    return timing
+
+
+def merge_pool_scores(output_dir: str | Path, n_rows: int, shard_size: int, extra: dict | None = None) -> dict:
+    """Check every chunk is there, count rows, write `rejects.jsonl` and `manifest.json`; return the manifest."""
+    import pyarrow.parquet as pq
+
+    output_dir = Path(output_dir)
+    shards = output_dir / "shards"
+    n_chunks = math.ceil(n_rows / shard_size)
+    missing = [c for c in range(n_chunks) if not (shards / f"scores-{c:06d}.parquet").is_file()]
+    if missing:
+        raise RuntimeError(f"{len(missing)} chunks are not scored yet (first: {missing[0]}); rerun to finish")
+    scored = sum(pq.ParquetFile(shards / f"scores-{c:06d}.parquet").metadata.num_rows for c in range(n_chunks))
+    rejects = "".join((shards / f"rejects-{c:06d}.jsonl").read_text(encoding="utf-8") for c in range(n_chunks))
+    _write_atomic(output_dir / "rejects.jsonl", lambda p: p.write_text(rejects, encoding="utf-8"))
+    rejected = rejects.count("\n")
+    if scored + rejected != n_rows:
+        raise RuntimeError(f"rows in ({n_rows}) != scored ({scored}) + rejected ({rejected})")
+    manifest = {
+        "rows_in": n_rows,
+        "rows_scored": scored,
+        "rows_rejected": rejected,
+        "chunks": n_chunks,
+        "shard_size": shard_size,
+        **(extra or {}),
+    }
+    _write_atomic(output_dir / "manifest.json", lambda p: p.write_text(json.dumps(manifest, indent=2) + "\n"))
+    return manifest
+
+
+def read_scores(output_dir: str | Path, columns: list[str] | None = None):
+    """The scores of a finished `rs-reward score` folder as one pandas DataFrame (shards in chunk order)."""
+    import pyarrow.parquet as pq
+
+    files = sorted((Path(output_dir) / "shards").glob("scores-*.parquet"))
+    if not files:
+        raise FileNotFoundError(f"no score shards in {output_dir}/shards")
+    return pq.ParquetDataset(files).read(columns=columns).to_pandas()

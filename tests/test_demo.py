@@ -23,7 +23,13 @@ def test_quick_demo_runs_every_stage_and_writes_a_report(tmp_path):
     assert main(args) == 0
     out = tmp_path / "demo-quick"
     report = (out / "report.md").read_text()
-    for section in ("## 1. SynthRS", "## 2. Reward (score) model", "Stages not run yet", "## Wall time"):
+    for section in (
+        "## 1. SynthRS",
+        "## 2. Reward (score) model",
+        "## 3. Curation of the pool",
+        "Stages not run yet",
+        "## Wall time",
+    ):
         assert section in report
     metrics = json.loads((out / "reward" / "eval_metrics.json").read_text())
     assert f"| pairwise accuracy | {metrics['accuracy']:.3f} |" in report, "the report shows the run's own numbers"

@@ -393,3 +393,24 @@ def test_two_cpu_processes_under_accelerate(synthrs, tmp_path):
     assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
     assert '"world_size": 2' in (out / "README.md").read_text(), "two processes trained together"
     assert result.stdout.count("held-out accuracy") == 1, "one summary, from the main process"
+
+
+def test_same_seed_same_trained_model(synthrs, tmp_path):
+    from safetensors.torch import load_file
+
+    for name in ("a", "b"):
+        assert (
+            main(
+                [
+                    "reward",
+                    "--config",
+                    str(ROOT / "recipes/tiny/reward/config_demo.yaml"),
+                    *_synth_flags(synthrs, tmp_path / name),
+                    "--evaluate_after_training",
+                    "false",
+                ]
+            )
+            == 0
+        )
+    a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

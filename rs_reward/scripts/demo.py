@@ -5,10 +5,11 @@
 
 Stages: SynthRS -> learnability probes -> pre-train a tiny base VLM on SynthRS captions and answers (the
 stand-in for a pretrained Qwen2-VL) -> train the reward model from it -> evaluate it per operator with the
-image-blind control. Each stage runs its own task with its own recipe (named in the demo config) and is
-skipped when its output exists for the same arguments (`--force` redoes it). Scoring and curation, SFT/CLIP on
-curated data, GRPO and best-of-N join the demo as their issues land; the report lists them as not run rather
-than inventing numbers.
+image-blind control -> train a tiny CLIP on clean captions (the CLIP-score baseline) -> score the pool with the
+reward model, CLIP and random -> keep 30 % (and P30S60) -> curation precision against the true quality. Each
+stage runs its own task with its own recipe (named in the demo config) and is skipped when its output exists
+for the same arguments (`--force` redoes it). SFT/CLIP on the curated data, GRPO and best-of-N join the demo
+as their issues land; the report lists them as not run rather than inventing numbers.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from pathlib import Path
 
 
 PLANNED_STAGES = (
-    ("score + filter", "score the pool with the reward model, CLIP and random; keep 30 %"),
     ("sft on curated data", "fine-tune on full / RM-30 / CLIP-30 / random-30 and evaluate"),
     ("grpo", "RL from the best SFT model with the score-model reward"),
     ("bon", "best-of-N accuracy against N per selector"),
@@ -43,6 +43,16 @@ class DemoConfig:
     reward_recipe: str = field(
         default="recipes/tiny/reward/config_demo.yaml", metadata={"help": "Reward model recipe."}
     )
+    clip_recipe: str = field(
+        default="recipes/tiny/clip/config_synthrs.yaml", metadata={"help": "CLIP baseline recipe."}
+    )
+    score_recipes: str = field(
+        default="recipes/tiny/score/config_reward_model.yaml,recipes/tiny/score/config_clip.yaml,"
+        "recipes/tiny/score/config_random.yaml",
+        metadata={"help": "Scoring recipes, one per scorer (comma-separated; the scorer is the file's name)."},
+    )
+    filter_recipe: str = field(default="recipes/tiny/filter/config_demo.yaml", metadata={"help": "Selection recipe."})
+    keep_fractions: str = field(default="0.1,0.2,0.3,0.5", metadata={"help": "Keep fractions of the curation report."})
     quick: bool = field(
         default=False, metadata={"help": "CI-sized run: small SynthRS, a few training steps (under 3 minutes)."}
     )
@@ -83,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rs_reward.data.synthrs import GROUNDED_OPERATORS, SynthRSConfig, build, load_scenes
     from rs_reward.data.synthrs.probes import colour_histogram_probe, pairs_from_rsrm, text_only_pair_probe
+    from rs_reward.eval.curation_eval import compare_scorers, format_curation
     from rs_reward.eval.report import image_sheet, markdown_table, write_atomic
     from rs_reward.eval.reward_eval import format_reward_metrics
 
@@ -169,6 +180,73 @@ def main(argv: list[str] | None = None) -> int:
     )
     reward_metrics = json.loads((reward / "eval_metrics.json").read_text())
 
+    # 5. CLIP-score baseline, 6. scoring the pool three ways, 7. selection, 8. curation against the truth
+    clip = output / "clip"
+    timings["CLIP baseline"] = run_stage(
+        "clip",
+        "clip",
+        [
+            "--config",
+            demo.clip_recipe,
+            "--train_file",
+            str(data / "pretrain" / "sft.jsonl"),
+            "--output_dir",
+            str(clip),
+            *(["--max_steps", str(demo.quick_steps)] if demo.quick else []),
+            "--seed",
+            str(demo.seed),
+        ],
+        clip,
+        demo.force,
+        logger,
+    )
+    models = {"reward_model": str(reward), "clip": str(clip), "random": None}
+    scores = {}
+    for recipe in demo.score_recipes.split(","):
+        kind = Path(recipe).stem.removeprefix("config_")
+        scores[kind] = output / "scores" / kind
+        flags = [
+            "--config",
+            recipe,
+            "--pool",
+            str(data / "pool" / "pool.csv"),
+            "--output_dir",
+            str(scores[kind]),
+            "--seed",
+            str(demo.seed),
+        ]
+        if models.get(kind):
+            flags += ["--model_name_or_path", models[kind]]
+        timings[f"score pool ({kind})"] = run_stage(f"score-{kind}", "score", flags, scores[kind], demo.force, logger)
+    curated = output / "curated" / "reward_model"
+    timings["filter"] = run_stage(
+        "filter",
+        "filter",
+        [
+            "--config",
+            demo.filter_recipe,
+            "--scores",
+            str(scores["reward_model"]),
+            "--pool",
+            str(data / "pool" / "pool.csv"),
+            "--output_dir",
+            str(curated),
+        ],
+        curated,
+        demo.force,
+        logger,
+    )
+    start = time.perf_counter()
+    fractions = [float(f) for f in demo.keep_fractions.split(",")]
+    curation = compare_scorers(
+        {k: str(v) for k, v in scores.items()},
+        str(data / "pool" / "truth.parquet"),
+        fractions,
+        plot=output / "figures" / "precision_vs_kept.png",
+    )
+    (output / "curation_metrics.json").write_text(json.dumps(curation, indent=2) + "\n")
+    timings["curation report"] = time.perf_counter() - start
+
     manifest = json.loads((data / "manifest.json").read_text())
     report = [
         "# rs-reward demo report",
@@ -211,6 +289,18 @@ def main(argv: list[str] | None = None) -> int:
         format_reward_metrics(reward_metrics),
         "",
         "![score histogram](reward/figures/score_histogram.png)",
+        "",
+        "## 3. Curation of the pool",
+        "",
+        "The pool (captions and answers of mixed quality, as a generator VLM writes them) scored by the reward model,",
+        "by a tiny CLIP trained on clean SynthRS captions (cosine of image and text embeddings) and at random; the",
+        "top fraction kept over the whole pool. Precision = share of kept rows whose true quality is >= 0.75.",
+        "",
+        format_curation(curation, fractions),
+        "",
+        "![precision against the fraction kept](figures/precision_vs_kept.png)",
+        "",
+        f"Curated subsets (30 %, P30S60, ...) with their data cards: `{curated}`.",
         "",
         "## Stages not run yet",
         "",

@@ -1,8 +1,8 @@
-"""Evaluate a model: for reward models, pairwise accuracy per task/source/operator, an image-blind control,
-the rank correlation with true quality (SynthRS) and a score histogram.
+"""Evaluate: a reward model (pairwise accuracy per task/source/operator, an image-blind control, the rank
+correlation with true quality on SynthRS, a score histogram), or curation (scorers against true quality).
 
     rs-reward eval --config recipes/tiny/eval/config_reward.yaml
-    rs-reward eval --config recipes/tiny/eval/config_reward.yaml --model_name_or_path runs/demo/reward
+    rs-reward eval --config recipes/tiny/eval/config_curation.yaml      # reward model vs CLIP vs random on SynthRS
 """
 
 from __future__ import annotations
@@ -17,8 +17,16 @@ class EvalArguments:
     """What to evaluate and where to write it."""
 
     kind: str = field(
-        default="reward", metadata={"help": "What the model is: `reward` (VLM and CLIP evaluation come later)."}
+        default="reward", metadata={"help": "`reward` (a reward model) or `curation` (scored pools vs truth)."}
     )
+    scores: str | None = field(
+        default=None, metadata={"help": "curation: `name=folder,...` of `rs-reward score` outputs."}
+    )
+    truth: str | None = field(
+        default=None, metadata={"help": "curation: parquet of `id, quality` (SynthRS pool/truth.parquet)."}
+    )
+    fractions: str = field(default="0.1,0.2,0.3,0.5", metadata={"help": "curation: keep fractions to measure."})
+    good_quality: float = field(default=0.75, metadata={"help": "curation: true quality that counts as good."})
     output_dir: str = field(default="runs/eval", metadata={"help": "Folder for metrics.json, report.md and figures."})
     batch_size: int = field(default=16, metadata={"help": "Rows per forward pass."})
     blind_control: bool = field(default=True, metadata={"help": "Also score with every image blanked."})
@@ -46,8 +54,10 @@ def main(argv: list[str] | None = None) -> int:
 
     logger = setup_logging("rs_reward.eval")
     eval_args, data_args, model_args = parse(config_types(), argv)
+    if eval_args.kind == "curation":
+        return evaluate_curation(eval_args, logger)
     if eval_args.kind != "reward":
-        raise ValueError(f"kind={eval_args.kind!r} is not implemented yet; only `reward` is")
+        raise ValueError(f"kind={eval_args.kind!r} is not implemented yet; use `reward` or `curation`")
     name = data_args.eval_dataset_name or data_args.dataset_name
     image_root = data_args.eval_image_root or data_args.image_root
     rejects = Rejects(strict=data_args.strict)
@@ -84,6 +94,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     if eval_args.store_statistics:
         store_score_statistics(model_args.model_name_or_path, metrics["score_mean"], metrics["score_std"])
+    logger.info("\n%s", table)
+    return 0
+
+
+def evaluate_curation(eval_args, logger) -> int:
+    from rs_reward.eval.curation_eval import compare_scorers, format_curation
+    from rs_reward.eval.report import write_atomic
+
+    if not eval_args.scores or not eval_args.truth:
+        raise ValueError("kind=curation needs --scores name=folder,... and --truth pool/truth.parquet")
+    scores = dict(item.split("=", 1) for item in eval_args.scores.split(","))
+    fractions = [float(f) for f in eval_args.fractions.split(",")]
+    output = Path(eval_args.output_dir)
+    results = compare_scorers(
+        scores, eval_args.truth, fractions, eval_args.good_quality, plot=output / "figures" / "precision_vs_kept.png"
+    )
+    write_atomic(output / "metrics.json", json.dumps(results, indent=2) + "\n")
+    table = format_curation(results, fractions)
+    write_atomic(
+        output / "report.md",
+        f"# Curation against true quality\n\n{table}\n\n![precision](figures/precision_vs_kept.png)\n",
+    )
     logger.info("\n%s", table)
     return 0
 

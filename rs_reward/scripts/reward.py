@@ -53,6 +53,7 @@ def load_pairs(script_args, training_args, logger):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from transformers import set_seed
     from transformers.trainer_utils import get_last_checkpoint
 
     from rs_reward.eval.reward_eval import evaluate_reward_model, format_reward_metrics, store_score_statistics
@@ -76,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         max_pixels=model_args.max_pixels,
         trust_remote_code=training_args.trust_remote_code,
     )
+    set_seed(training_args.seed)  # before loading: a new head is initialised from the global RNG
     model = load_reward_model(model_args, trust_remote_code=training_args.trust_remote_code)
     logger.info("trainable parameters per part:\n%s", describe_trainable(model))
 

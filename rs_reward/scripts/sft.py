@@ -61,6 +61,7 @@ def load_generator(model_args, trust_remote_code: bool = False):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from transformers import set_seed
     from trl import SFTTrainer, get_peft_config
 
     from rs_reward.data.io import Rejects
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         max_pixels=model_args.max_pixels,
         trust_remote_code=training_args.trust_remote_code,
     )
+    set_seed(training_args.seed)  # before loading: a new head is initialised from the global RNG
     model = load_generator(model_args, trust_remote_code=training_args.trust_remote_code)
     peft_config = get_peft_config(model_args)
     if peft_config is not None and model_args.lora_target_modules is None:

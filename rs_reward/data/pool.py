@@ -1,0 +1,139 @@
+"""Pools of image-text samples to score and curate, in one row shape:
+
+    {"id", "image", "question", "text", "task", "source"}   (image: a path relative to the image root, or bytes)
+
+Read from CSV (SkyScript / RemoteCLIP style: `filepath`, `title`), JSONL, JSON or parquet files, a folder of
+such files, or a `datasets` dataset (folder or Hub id). Column names are detected (`filepath`/`image`/
+`image_path`/`filename`; `title`/`text`/`caption`/`answer`) or given. Texts are checked here; images are
+opened only when scored (never all held in memory).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+from .io import Rejects
+
+
+IMAGE_COLUMNS = ("filepath", "image", "image_path", "image_name", "filename", "images")
+TEXT_COLUMNS = ("title", "text", "caption", "answer", "response")
+
+
+def _pick(columns, wanted: str | None, candidates: tuple[str, ...], what: str, required: bool = True) -> str | None:
+    if wanted:
+        if wanted not in columns:
+            raise ValueError(f"the pool has no {what} column {wanted!r}; columns: {sorted(columns)}")
+        return wanted
+    for name in candidates:
+        if name in columns:
+            return name
+    if required:
+        raise ValueError(f"no {what} column found (tried {candidates}); name it with --{what}_column")
+    return None
+
+
+def _records(path: Path):
+    if path.suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            yield from csv.DictReader(f)
+    elif path.suffix == ".tsv":
+        with path.open(newline="", encoding="utf-8") as f:
+            yield from csv.DictReader(f, delimiter="\t")
+    elif path.suffix == ".jsonl":
+        with path.open(encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except json.JSONDecodeError as error:
+                        yield {"__error__": f"line {number} is not valid JSON ({error.msg})"}
+    elif path.suffix == ".json":
+        yield from json.loads(path.read_text(encoding="utf-8"))
+    elif path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+            yield from batch.to_pylist()
+    else:
+        raise ValueError(f"unsupported pool file {path} (csv, tsv, jsonl, json or parquet)")
+
+
+def load_pool(
+    path: str,
+    *,
+    id_column: str | None = None,
+    image_column: str | None = None,
+    text_column: str | None = None,
+    question_column: str | None = None,
+    task_column: str | None = None,
+    split: str = "train",
+    rejects: Rejects | None = None,
+    max_rows: int | None = None,
+) -> list[dict]:
+    """Pool rows in file order (the order decides the scoring shards). Rows with no usable text are rejected."""
+    rejects = rejects if rejects is not None else Rejects()
+    p = Path(path)
+    if p.is_dir() and not (p / "dataset_info.json").exists() and not (p / "dataset_dict.json").exists():
+        files = sorted(f for f in p.iterdir() if f.suffix in (".csv", ".tsv", ".jsonl", ".json", ".parquet"))
+        if not files:
+            raise ValueError(f"no pool file in {p}")
+        records = (r for f in files for r in _records(f))
+        source_default = p.name
+    elif p.is_file():
+        records, source_default = _records(p), p.stem
+    else:
+        from datasets import load_dataset, load_from_disk
+
+        dataset = load_from_disk(str(p)) if p.is_dir() else load_dataset(path, split=split)
+        dataset = dataset[split] if hasattr(dataset, "keys") else dataset
+        records, source_default = iter(dataset), p.name or "hf"
+
+    rows, columns = [], None
+    for index, record in enumerate(records):
+        if max_rows is not None and len(rows) + len(rejects) >= max_rows:
+            break
+        if "__error__" in record:
+            rejects.add(f"row-{index}", record["__error__"])
+            continue
+        if columns is None:
+            columns = set(record)
+            id_col = _pick(columns, id_column, ("id",), "id", required=False)
+            image_col = _pick(columns, image_column, IMAGE_COLUMNS, "image")
+            text_col = _pick(columns, text_column, TEXT_COLUMNS, "text")
+            question_col = _pick(columns, question_column, ("question", "prompt"), "question", required=False)
+            task_col = _pick(columns, task_column, ("task",), "task", required=False)
+        row_id = (
+            str(record[id_col]) if id_col and record.get(id_col) not in (None, "") else f"{source_default}-{index}"
+        )
+        text = record.get(text_col)
+        image = record.get(image_col)
+        if isinstance(image, list):
+            image = image[0] if image else None
+        if isinstance(image, dict):
+            image = image.get("bytes") or image.get("path")
+        if not isinstance(text, str):
+            rejects.add(row_id, f"text must be a string, got {type(text).__name__}")
+            continue
+        if not text.strip():
+            rejects.add(row_id, "text is empty")
+            continue
+        if image in (None, ""):
+            rejects.add(row_id, "no image")
+            continue
+        question = record.get(question_col) if question_col else ""
+        rows.append(
+            {
+                "id": row_id,
+                "image": image,
+                "question": question if isinstance(question, str) else "",
+                "text": text,
+                "task": (record.get(task_col) if task_col else None) or "caption",
+                "source": record.get("source") or source_default,
+            }
+        )
+    ids = [r["id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"the pool's ids are not unique ({len(ids) - len(set(ids))} duplicates); name an id column")
+    return rows

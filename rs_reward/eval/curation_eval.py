@@ -1,0 +1,109 @@
+"""How well a scorer curates, measured against the true quality of every pool row (SynthRS `pool/truth.parquet`).
+
+For each scorer and keep fraction: precision of the kept set (share of kept rows whose true quality is at
+least `good_quality`), the mean true quality kept, and over the whole pool the Spearman correlation of score
+and true quality. Selection is `rs_reward.curation.select`, the same as `rs-reward filter`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def curation_metrics(scores, truth, fractions=(0.1, 0.2, 0.3, 0.5), good_quality: float = 0.75) -> dict:
+    from ..curation import select
+    from .reward_eval import spearman
+
+    merged = scores.merge(truth[["id", "quality"]], on="id", how="inner", validate="one_to_one")
+    good = merged["quality"].to_numpy() >= good_quality
+    out = {
+        "rows": len(merged),
+        "good_share_in_pool": float(good.mean()),
+        "spearman_score_vs_true_quality": spearman(merged["score"].to_numpy(), merged["quality"].to_numpy()),
+        "by_fraction": {},
+    }
+    for task in sorted(merged["task"].unique()):
+        part = merged[merged["task"] == task]
+        out[f"spearman_{task}"] = spearman(part["score"].to_numpy(), part["quality"].to_numpy())
+    for fraction in fractions:
+        keep = select(merged, {"*": fraction})
+        out["by_fraction"][str(fraction)] = {
+            "kept": int(keep.sum()),
+            "precision": float(good[keep].mean()) if keep.any() else float("nan"),
+            "mean_true_quality": float(merged["quality"].to_numpy()[keep].mean()) if keep.any() else float("nan"),
+        }
+    return out
+
+
+def compare_scorers(
+    scores_dirs: dict[str, str],
+    truth_file: str,
+    fractions=(0.1, 0.2, 0.3, 0.5),
+    good_quality: float = 0.75,
+    plot: str | Path | None = None,
+) -> dict:
+    import pandas as pd
+
+    from ..scoring import read_scores
+
+    truth = pd.read_parquet(truth_file)
+    results = {
+        name: curation_metrics(read_scores(d, ["id", "score", "task"]), truth, fractions, good_quality)
+        for name, d in scores_dirs.items()
+    }
+    if plot is not None:
+        precision_plot(results, fractions, plot, good_quality)
+    return results
+
+
+def precision_plot(results: dict, fractions, path, good_quality: float) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    for name, r in results.items():
+        ax.plot(
+            [100 * f for f in fractions],
+            [r["by_fraction"][str(f)]["precision"] for f in fractions],
+            marker="o",
+            label=name,
+        )
+    pool_good = next(iter(results.values()))["good_share_in_pool"]
+    ax.axhline(pool_good, color="gray", linestyle=":", label="whole pool")
+    ax.set_xlabel("kept (%)")
+    ax.set_ylabel(f"precision (true quality >= {good_quality})")
+    ax.set_ylim(0, 1.02)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def format_curation(results: dict, fractions) -> str:
+    from .report import markdown_table
+
+    header = ["scorer", "Spearman(score, quality)"] + [f"precision @ {int(100 * f)} %" for f in fractions]
+    rows = [
+        [name, r["spearman_score_vs_true_quality"]] + [r["by_fraction"][str(f)]["precision"] for f in fractions]
+        for name, r in results.items()
+    ]
+    quality = [
+        [name] + [r["by_fraction"][str(f)]["mean_true_quality"] for f in fractions] for name, r in results.items()
+    ]
+    pool = next(iter(results.values()))
+    return "\n".join(
+        [
+            f"Pool: {pool['rows']} rows, {pool['good_share_in_pool']:.1%} of them good (true quality >= threshold).",
+            "",
+            markdown_table(header, rows),
+            "",
+            "Mean true quality of the kept rows:",
+            "",
+            markdown_table(["scorer"] + [f"{int(100 * f)} %" for f in fractions], quality),
+        ]
+    )

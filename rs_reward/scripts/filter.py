@@ -1,0 +1,162 @@
+"""Keep the top fraction of a scored pool (globally or per task) and write the curated subsets.
+
+    rs-reward filter --config recipes/tiny/filter/config_rm30.yaml
+    rs-reward filter --config ... --fractions "0.1;0.2;0.3;0.5"                 # several subsets, one scoring pass
+    rs-reward filter --config ... --fractions "caption=0.3,instruction=0.6"     # the paper's P30S60
+
+Each subset is a folder with `sft.jsonl` (canonical SFT rows), `clip.csv` (filepath, title), `ids.txt`, and a
+data card `README.md` (scorer, fraction, counts per task and source, a score histogram with the cut marked).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class FilterArguments:
+    """Which scores, which fractions, where to write."""
+
+    scores: str = field(default=None, metadata={"help": "A folder written by `rs-reward score`."})
+    pool: str = field(default=None, metadata={"help": "The pool that was scored (to write the kept rows)."})
+    image_root: str | None = field(
+        default=None, metadata={"help": "Image root of the pool (default: the pool file's folder)."}
+    )
+    output_dir: str = field(default="runs/filter", metadata={"help": "Folder; one subfolder per selection."})
+    fractions: str = field(
+        default="0.3",
+        metadata={"help": "Keep fractions, `;`-separated selections, each `0.3` or `caption=0.3,instruction=0.6`."},
+    )
+    threshold: float | None = field(
+        default=None, metadata={"help": "Keep rows scoring at least this (instead of fractions)."}
+    )
+    caption_prompt: str = field(
+        default="Describe this image.", metadata={"help": "User turn of caption rows in sft.jsonl."}
+    )
+
+
+def config_types():
+    return (FilterArguments,)
+
+
+def selection_name(spec: str) -> str:
+    return "keep-" + spec.replace("=", "").replace(",", "-").replace(".", "p").replace("*", "all")
+
+
+def write_subset(folder: Path, kept_rows: list[dict], image_root: str, caption_prompt: str) -> None:
+    import csv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "sft.jsonl").open("w", encoding="utf-8") as f:
+        for row in kept_rows:
+            user = row["question"] or caption_prompt
+            f.write(
+                json.dumps(
+                    {
+                        "id": row["id"],
+                        "images": [row["image"]],
+                        "task": row["task"],
+                        "source": row["source"],
+                        "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": row["text"]}],
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
+    with (folder / "clip.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["filepath", "title"])
+        writer.writerows([[row["image"], row["text"]] for row in kept_rows if row["task"] == "caption"])
+    (folder / "ids.txt").write_text("".join(row["id"] + "\n" for row in kept_rows))
+    (folder / "image_root.txt").write_text(str(Path(image_root).resolve()) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rs_reward.curation import parse_fractions, select
+    from rs_reward.data.pool import load_pool
+    from rs_reward.eval.report import markdown_table, write_atomic
+    from rs_reward.scoring import read_scores
+
+    from ._common import parse, setup_logging, summary_table
+
+    logger = setup_logging("rs_reward.filter")
+    (args,) = parse(config_types(), argv)
+    scores = read_scores(args.scores, columns=["id", "score", "task", "source"])
+    manifest = json.loads((Path(args.scores) / "manifest.json").read_text())
+    pool = {row["id"]: row for row in load_pool(args.pool)}
+    missing = [i for i in scores["id"] if i not in pool]
+    if missing:
+        raise ValueError(f"{len(missing)} scored ids are not in the pool (first: {missing[0]}): wrong pool?")
+    image_root = args.image_root or str(Path(args.pool).parent)
+    specs = [None] if args.threshold is not None else [s.strip() for s in args.fractions.split(";") if s.strip()]
+    summary = {}
+    for spec in specs:
+        name = f"threshold-{args.threshold}" if spec is None else selection_name(spec)
+        keep = select(scores, threshold=args.threshold) if spec is None else select(scores, parse_fractions(spec))
+        kept = scores[keep]
+        folder = Path(args.output_dir) / name
+        write_subset(folder, [pool[i] for i in kept["id"]], image_root, args.caption_prompt)
+        _histogram(scores, keep, folder / "score_histogram.png", name)
+        counts = []
+        for column in ("task", "source"):
+            for value, group in scores.groupby(column):
+                kept_scores = group["score"][keep[group.index]]
+                lowest = f"{kept_scores.min():.4f}" if len(kept_scores) else "-"
+                counts.append(
+                    [column, value, len(group), len(kept_scores), f"{len(kept_scores) / len(group):.1%}", lowest]
+                )
+        card = "\n".join(
+            [
+                f"# Curated subset `{name}`",
+                "",
+                f"Selected from `{args.pool}` by `{manifest.get('scorer')}` scores (`{args.scores}`): "
+                + (
+                    f"rows scoring >= {args.threshold}."
+                    if spec is None
+                    else f"keep fractions `{spec}`, per task when named, ranked by score, ties broken by id."
+                ),
+                f"{int(keep.sum())} of {len(scores)} scored rows kept (the pool had {manifest['rows_in']} rows;"
+                f" {manifest['rows_rejected']} could not be scored, see `{args.scores}/rejects.jsonl`).",
+                "",
+                markdown_table(["by", "value", "scored", "kept", "share", "lowest kept score"], counts),
+                "",
+                "![score histogram](score_histogram.png)",
+                "",
+                "Files: `sft.jsonl` (canonical SFT rows; images relative to the path in `image_root.txt`), `clip.csv`"
+                " (caption rows, `filepath,title`), `ids.txt`.",
+                "",
+            ]
+        )
+        write_atomic(folder / "README.md", card)
+        summary[name] = f"{int(keep.sum())} / {len(scores)} kept -> {folder}"
+    logger.info("\n%s", summary_table("curation", summary))
+    return 0
+
+
+def _histogram(scores, keep, path: Path, title: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    values = scores["score"].to_numpy()
+    cut = float(values[keep].min()) if keep.any() else None
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    ax.hist(values, bins=50, color="tab:gray", alpha=0.5, label="all scored")
+    ax.hist(values[keep], bins=50, color="tab:green", alpha=0.7, label="kept")
+    if cut is not None:
+        ax.axvline(cut, color="tab:red", linestyle="--", label=f"lowest kept {cut:.3f}")
+    ax.set_xlabel("score")
+    ax.set_ylabel("rows")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return cut
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

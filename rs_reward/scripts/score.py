@@ -1,0 +1,154 @@
+"""Score a pool of image-text samples with a reward model, CLIP or random; sharded, resumable, multi-process.
+
+    rs-reward score --config recipes/tiny/score/config_reward_model.yaml
+    accelerate launch --config_file accelerate_configs/ddp.yaml -m rs_reward.scripts.score \
+        --config recipes/qwen2-vl-7b/score/config_pool.yaml
+
+Writes `output_dir/shards/scores-<chunk>.parquet` (id, score, scorer, task, source) and `rejects-<chunk>.jsonl`
+(id, reason), then `rejects.jsonl` and `manifest.json`. Rerunning the same command resumes where it stopped
+(with any number of processes) and never duplicates or drops a row: rows in = rows scored + rows rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class ScoreArguments:
+    """What to score, with what, and where to write it."""
+
+    pool: str = field(
+        default=None, metadata={"help": "The pool: CSV/JSONL/parquet file or folder, or a datasets dataset."}
+    )
+    image_root: str | None = field(
+        default=None, metadata={"help": "Folder image paths are relative to (default: the pool file's)."}
+    )
+    output_dir: str = field(default="runs/score", metadata={"help": "Folder for shards, rejects and the manifest."})
+    scorer: str = field(
+        default="reward_model",
+        metadata={"help": "reward_model, clip or random.", "choices": ["reward_model", "clip", "random"]},
+    )
+    batch_size: int = field(default=32, metadata={"help": "Rows per forward pass."})
+    shard_size: int = field(default=1024, metadata={"help": "Rows per shard (the unit of resumption)."})
+    num_workers: int = field(default=0, metadata={"help": "Threads opening and resizing images while the model runs."})
+    seed: int = field(default=0, metadata={"help": "Seed of the random scorer."})
+    max_rows: int | None = field(default=None, metadata={"help": "Score only the first rows of the pool."})
+    id_column: str | None = field(
+        default=None, metadata={"help": "Column of unique row ids (default `id`, else the row index)."}
+    )
+    image_column: str | None = field(default=None, metadata={"help": "Image path column (default: detected)."})
+    text_column: str | None = field(default=None, metadata={"help": "Text column (default: detected, e.g. `title`)."})
+    question_column: str | None = field(
+        default=None, metadata={"help": "Question column (default `question` if present)."}
+    )
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the Hub."})
+
+
+def config_types():
+    from rs_reward.configs import RSModelConfig
+
+    return (ScoreArguments, RSModelConfig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from accelerate import PartialState
+
+    from rs_reward.data.io import Rejects
+    from rs_reward.data.pool import load_pool
+    from rs_reward.scoring import load_scorer, merge_pool_scores, pool_fingerprint, score_pool
+
+    from ._common import parse, setup_logging, summary_table
+
+    logger = setup_logging("rs_reward.score")
+    args, model_args = parse(config_types(), argv)
+    if not args.pool:
+        raise ValueError("pool is required")
+    import torch
+
+    state = PartialState(cpu=not torch.cuda.is_available())  # without a GPU, several processes use gloo
+    output = Path(args.output_dir)
+    load_rejects = Rejects()
+    rows = load_pool(
+        args.pool,
+        id_column=args.id_column,
+        image_column=args.image_column,
+        text_column=args.text_column,
+        question_column=args.question_column,
+        rejects=load_rejects,
+        max_rows=args.max_rows,
+    )
+    image_root = args.image_root or (args.pool if Path(args.pool).is_dir() else str(Path(args.pool).parent))
+    scorer_id = f"{args.scorer}:{model_args.model_name_or_path if args.scorer != 'random' else args.seed}"
+    fingerprint = pool_fingerprint(rows, args.shard_size, scorer_id)
+    run_file = output / "run.json"
+    if state.is_main_process:
+        if run_file.is_file() and json.loads(run_file.read_text())["fingerprint"] != fingerprint:
+            raise ValueError(f"{output} holds scores of another pool, shard size or scorer; use a new output_dir")
+        output.mkdir(parents=True, exist_ok=True)
+        run_file.write_text(
+            json.dumps(
+                {"fingerprint": fingerprint, "pool": args.pool, "scorer": scorer_id, "shard_size": args.shard_size},
+                indent=2,
+            )
+            + "\n"
+        )
+        load_rejects.write(output / "load_rejects.jsonl")
+    state.wait_for_everyone()
+
+    scorer = load_scorer(
+        args.scorer,
+        model_args,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        device=state.device,
+        trust_remote_code=args.trust_remote_code,
+    )
+    start = time.perf_counter()
+    timing = score_pool(
+        rows,
+        scorer,
+        output,
+        shard_size=args.shard_size,
+        scorer_id=scorer_id,
+        process_index=state.process_index,
+        num_processes=state.num_processes,
+        image_root=image_root,
+        num_workers=args.num_workers,
+    )
+    seconds = time.perf_counter() - start
+    state.wait_for_everyone()
+    if state.is_main_process:
+        extra = {
+            "pool": args.pool,
+            "scorer": scorer_id,
+            "fingerprint": fingerprint,
+            "processes": state.num_processes,
+            "rows_rejected_at_load": len(load_rejects),
+            "seconds_main_process": round(seconds, 2),
+        }
+        if hasattr(scorer, "truncated"):
+            extra["texts_truncated"] = int(scorer.truncated)  # this process's share
+        manifest = merge_pool_scores(output, len(rows), args.shard_size, extra)
+        total = timing["open"] + timing["score"]
+        rows_out = {
+            "output": str(output),
+            "scorer": scorer_id,
+            "rows in": manifest["rows_in"] + len(load_rejects),
+            "rows scored": manifest["rows_scored"],
+            "rows rejected": manifest["rows_rejected"] + len(load_rejects),
+            "chunks (resumed)": f"{manifest['chunks']} ({timing['resumed']} already done)",
+            "seconds (this process)": round(seconds, 1),
+            "share opening images": f"{timing['open'] / total:.0%}" if total else "n/a",
+        }
+        if "texts_truncated" in extra:
+            rows_out["texts truncated (CLIP limit)"] = extra["texts_truncated"]
+        logger.info("\n%s", summary_table("pool scoring", rows_out))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -310,7 +310,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
         "## Wall time",
         "",
-        markdown_table(["stage", "seconds"], [[k, round(v, 1)] for k, v in timings.items()]),
+        markdown_table(
+            ["stage", "seconds"],
+            [[k, f"{v:.1f}"] for k, v in timings.items()] + [["total", f"{sum(timings.values()):.1f}"]],
+        ),
         "",
     ]
     path = write_atomic(output / "report.md", "\n".join(report))
@@ -319,6 +322,11 @@ def main(argv: list[str] | None = None) -> int:
         {
             "held-out pairwise accuracy": round(reward_metrics["accuracy"], 3),
             "image-blind control": round(reward_metrics.get("image_blind", {}).get("accuracy", float("nan")), 3),
+            **{
+                f"precision @ 30 % kept ({name})": round(r["by_fraction"]["0.3"]["precision"], 3)
+                for name, r in curation.items()
+                if "0.3" in r["by_fraction"]
+            },
             "report": str(path),
             "not yet implemented": ", ".join(n for n, _ in PLANNED_STAGES),
         }

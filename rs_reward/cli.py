@@ -14,13 +14,14 @@ from . import scripts
 
 
 def available_tasks() -> dict[str, str]:
-    """`{task: first line of its module docstring}` for every module in `rs_reward.scripts`."""
+    """`{task: first sentence of its module docstring}` for every module in `rs_reward.scripts`."""
     tasks = {}
     for info in pkgutil.iter_modules(scripts.__path__):
         if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"{scripts.__name__}.{info.name}")
-        tasks[info.name] = (module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else ""
+        paragraph = " ".join((module.__doc__ or "").strip().split("\n\n")[0].split())
+        tasks[info.name] = paragraph.split(". ")[0].rstrip(".")
     return tasks
 
 

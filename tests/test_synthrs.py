@@ -292,3 +292,23 @@ def test_large_objects_never_crash_and_counts_match_what_is_drawn(scale):
         render(scene, rng, object_scale=scale)
         for group in scene.groups:
             assert 1 <= group.count == len(group.objects) <= 4
+
+
+@pytest.mark.parametrize("operator", [None, *CAPTION_OPERATORS])
+def test_caption_facts_parse_back_what_was_rendered(operator):
+    checked = 0
+    for seed in range(60):
+        rng = np.random.default_rng(seed)
+        scene = sample_truth(rng, "s", 112)
+        claims = T.claims_from_scene(scene, rng)
+        if operator is not None:
+            claims = T.apply_operator(operator, claims, scene, rng)
+            if claims is None or operator == "truncation":  # a cut sentence may state part of a fact
+                continue
+        text = T.render_text(claims)
+        assert T.parse_caption_facts(text) == T.claimed_facts(claims), text
+        scores = T.caption_fact_scores(text, scene)
+        expected = T.quality(claims, scene) / (0.5 if "repetition" in claims.form else 1)  # quality has 4 decimals
+        assert scores["jaccard"] == pytest.approx(expected, abs=1e-4)
+        checked += 1
+    assert operator == "truncation" or checked >= 20

@@ -1,5 +1,4 @@
-"""Contrastive fine-tuning of a transformers CLIP (or SigLIP-style dual encoder) on image-text pairs, with
-negatives gathered across processes.
+"""Contrastive fine-tuning of a transformers CLIP on image-text pairs, negatives gathered across processes.
 
     rs-reward clip --config recipes/tiny/clip/config_synthrs.yaml
     accelerate launch --config_file accelerate_configs/ddp.yaml -m rs_reward.scripts.clip --config ...

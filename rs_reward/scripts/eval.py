@@ -1,5 +1,7 @@
-"""Evaluate: a reward model (pairwise accuracy per task/source/operator, an image-blind control, the rank
-correlation with true quality on SynthRS, a score histogram), or curation (scorers against true quality).
+"""Evaluate a reward model on held-out pairs, or how well scorers curate a pool against its true quality.
+
+Reward models: pairwise accuracy per task/source/operator, an image-blind control, the rank correlation with
+true quality on SynthRS, a score histogram. Curation: precision of the kept sets for each scorer.
 
     rs-reward eval --config recipes/tiny/eval/config_reward.yaml
     rs-reward eval --config recipes/tiny/eval/config_curation.yaml      # reward model vs CLIP vs random on SynthRS

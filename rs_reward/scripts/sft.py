@@ -1,6 +1,7 @@
-"""Supervised fine-tuning of a Qwen2-VL / Qwen2.5-VL on image + messages rows (TRL's SFTTrainer, which already
-feeds images to VLMs through the processor; what we add is the loader, the pixel budget and the freezing
-switches). Loss on the assistant turns only by default.
+"""Supervised fine-tuning of a Qwen2-VL / Qwen2.5-VL on image + messages rows, loss on the answers by default.
+
+TRL's SFTTrainer already feeds images to VLMs through the processor; what this task adds is the loader (confined,
+lazily decoded images, rejects), the pixel budget and the freezing switches.
 
     rs-reward sft --config recipes/tiny/sft/config_pretrain.yaml
     accelerate launch --config_file accelerate_configs/zero2.yaml -m rs_reward.scripts.sft --config ...

@@ -398,3 +398,88 @@ def grounding_targets(scene: Scene) -> list[tuple[str, tuple[int, int, int, int]
 
 def grounding_question(expression: str) -> str:
     return f"Output the bounding box of the following object in the image. <|object_ref_start|>{expression}<|object_ref_end|>"
+
+
+# ------------------------------------------------------------------------------------------------ parsing back
+
+
+_NUMBER_VALUES = {word: n for n, word in NUMBER_WORDS.items()} | {"a": 1, "an": 1, "some": None, "several": None}
+_KIND_OF = {noun: kind for kind, nouns in KIND_NOUN.items() for noun in nouns}
+_COLOUR_SET = set(COLOURS)
+
+
+def _find_phrase(text: str, phrases: dict) -> tuple[object, int] | tuple[None, int]:
+    """The value of the longest phrase found in `text`, and where; (None, -1) if none."""
+    best = (None, -1, 0)
+    for phrase, value in phrases.items():
+        at = text.find(phrase)
+        if at >= 0 and len(phrase) > best[2]:
+            best = (value, at, len(phrase))
+    return best[0], best[1]
+
+
+def parse_caption_facts(text: str) -> set[tuple]:
+    """The facts a caption states, read back with the SynthRS vocabulary (the inverse of `render_text`).
+
+    Used to score generated captions by fact accuracy: a sentence naming an object kind gives `("kind", k)` and,
+    when stated, its count, colour and cell; a land-cover phrase gives `("land_cover", lc)`. Unknown wording is
+    simply not a fact (so it earns nothing and costs nothing but recall).
+    """
+    import re
+
+    facts = set()
+
+    def words_only(part: str) -> str:
+        return " " + " ".join(re.sub(r"[^a-z0-9 ]", " ", part).split()) + " "
+
+    lowered = text.lower()
+    land_cover, _ = _find_phrase(
+        words_only(lowered),
+        {f" {p} ": lc for lc, p in LAND_COVER_PHRASE.items()} | {f" {n} ": lc for lc, n in LAND_COVER_NAME.items()},
+    )
+    if land_cover is not None:
+        facts.add(("land_cover", land_cover))
+    cells = {f" {phrase}": POSITIONS.index(position) for position, phrase in POSITION_PHRASE.items()}
+    for sentence in re.split(r"[.!?]", lowered):
+        sentence = words_only(sentence)
+        words = sentence.split()
+        for i, word in enumerate(words):
+            noun = word
+            if i + 1 < len(words) and f"{word} {words[i + 1]}" in _KIND_OF:
+                noun = f"{word} {words[i + 1]}"
+            if noun not in _KIND_OF:
+                continue
+            kind = _KIND_OF[noun]
+            facts.add(("kind", kind))
+            before = words[max(0, i - 2) : i]
+            colour = next((w for w in before if w in _COLOUR_SET), None)
+            if colour:
+                facts.add(("colour", kind, colour))
+            count = next(
+                (
+                    _NUMBER_VALUES[w]
+                    for w in reversed(before + words[max(0, i - 3) : max(0, i - 2)])
+                    if w in _NUMBER_VALUES
+                ),
+                None,
+            )
+            if count is not None:
+                facts.add(("count", kind, count))
+            cell, _ = _find_phrase(sentence, cells)
+            if cell is not None:
+                facts.add(("cell", kind, cell))
+            break  # one object group per sentence, as SynthRS writes them
+    return facts
+
+
+def caption_fact_scores(text: str, scene: Scene, scope: str = "all") -> dict[str, float]:
+    """Precision, recall and Jaccard of the facts a caption states against the scene's true facts."""
+    said, true = parse_caption_facts(text), scene_facts(scene, scope)
+    if scope == "objects":
+        said = {f for f in said if f[0] != "land_cover"}
+    right = len(said & true)
+    return {
+        "precision": right / len(said) if said else 0.0,
+        "recall": right / len(true) if true else 0.0,
+        "jaccard": right / len(said | true) if said | true else 0.0,
+    }

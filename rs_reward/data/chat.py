@@ -43,3 +43,11 @@ def encode_scored(processor, images: Sequence, questions: Sequence[str | None], 
     present = [image for image in images if image is not None]
     kwargs = {"images": present} if present else {}
     return processor(text=texts, padding=True, return_tensors="pt", **kwargs)
+
+
+def generation_prompt(processor, question: str, with_image: bool = True) -> str:
+    """The user turn (image + question) rendered with the generation prompt, for sampling answers."""
+    user = [{"type": "text", "text": question}]
+    if with_image:
+        user.insert(0, {"type": "image"})
+    return render(processor, [{"role": "user", "content": user}], add_generation_prompt=True)

@@ -19,8 +19,25 @@ class EvalArguments:
     """What to evaluate and where to write it."""
 
     kind: str = field(
-        default="reward", metadata={"help": "`reward` (a reward model) or `curation` (scored pools vs truth)."}
+        default="reward",
+        metadata={
+            "help": "`reward` (a reward model), `curation` (scored pools vs truth), `vlm` (a generator) or `clip`."
+        },
     )
+    eval_data: str | None = field(
+        default=None, metadata={"help": "vlm/clip: eval file or folder (format from `eval_format`)."}
+    )
+    eval_format: str = field(
+        default="auto",
+        metadata={
+            "help": "canonical (eval.jsonl), vhm (VHM JSON), lhrs (LHRS-Bench), imagefolder, karpathy, or auto."
+        },
+    )
+    truth_scenes: str | None = field(
+        default=None, metadata={"help": "vlm: SynthRS folder whose truth scores captions by fact."}
+    )
+    max_rows: int | None = field(default=None, metadata={"help": "vlm: evaluate at most this many rows per task."})
+    max_new_tokens: int = field(default=64, metadata={"help": "vlm: tokens generated per answer (greedy)."})
     scores: str | None = field(
         default=None, metadata={"help": "curation: `name=folder,...` of `rs-reward score` outputs."}
     )
@@ -58,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     eval_args, data_args, model_args = parse(config_types(), argv)
     if eval_args.kind == "curation":
         return evaluate_curation(eval_args, logger)
+    if eval_args.kind in ("vlm", "clip"):
+        return evaluate_generator_or_clip(eval_args, model_args, logger)
     if eval_args.kind != "reward":
         raise ValueError(f"kind={eval_args.kind!r} is not implemented yet; use `reward` or `curation`")
     name = data_args.eval_dataset_name or data_args.dataset_name
@@ -96,6 +115,110 @@ def main(argv: list[str] | None = None) -> int:
     )
     if eval_args.store_statistics:
         store_score_statistics(model_args.model_name_or_path, metrics["score_mean"], metrics["score_std"])
+    logger.info("\n%s", table)
+    return 0
+
+
+def read_eval_rows(path: str, fmt: str) -> tuple[list[dict], list[str] | None]:
+    """Eval rows (and class names for an ImageFolder) from any supported evaluation layout."""
+    from rs_reward.data import evalsets
+
+    p = Path(path)
+    if fmt == "auto":
+        if p.is_dir():
+            fmt = "imagefolder"
+        elif p.suffix == ".jsonl":
+            fmt = "canonical"
+        else:
+            head = json.loads(p.read_text(encoding="utf-8"))
+            fmt = (
+                "lhrs"
+                if isinstance(head, dict) and "data" in head
+                else "karpathy"
+                if isinstance(head, dict)
+                else "vhm"
+            )
+    if fmt == "imagefolder":
+        return evalsets.read_image_folder(p)
+    readers = {
+        "canonical": evalsets.read_canonical,
+        "vhm": evalsets.read_vhm,
+        "lhrs": evalsets.read_lhrs_bench,
+        "karpathy": evalsets.read_karpathy,
+    }
+    if fmt not in readers:
+        raise ValueError(f"unknown eval_format {fmt!r}")
+    return readers[fmt](p), None
+
+
+def _first_per_task(rows: list[dict], limit: int) -> list[dict]:
+    counts: dict[str, int] = {}
+    kept = []
+    for row in rows:
+        counts[row["task"]] = counts.get(row["task"], 0) + 1
+        if counts[row["task"]] <= limit:
+            kept.append(row)
+    return kept
+
+
+def evaluate_generator_or_clip(eval_args, model_args, logger) -> int:
+    import torch
+    from transformers import AutoModel, AutoModelForImageTextToText
+
+    from rs_reward.eval.harness import clip_retrieval, clip_zero_shot, evaluate_vlm
+    from rs_reward.eval.report import markdown_table, write_atomic
+    from rs_reward.modeling import load_processor
+    from rs_reward.modeling.loading import torch_dtype
+    from rs_reward.modeling.tiny import resolve_model_path
+
+    if not eval_args.eval_data:
+        raise ValueError(f"kind={eval_args.kind} needs --eval_data")
+    rows, class_names = read_eval_rows(eval_args.eval_data, eval_args.eval_format)
+    if eval_args.max_rows is not None:
+        rows = _first_per_task(rows, eval_args.max_rows)
+    path = resolve_model_path(model_args.model_name_or_path)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    processor = load_processor(
+        path,
+        min_pixels=model_args.min_pixels,
+        max_pixels=model_args.max_pixels,
+        trust_remote_code=eval_args.trust_remote_code,
+    )
+    auto = AutoModel if eval_args.kind == "clip" else AutoModelForImageTextToText
+    model = auto.from_pretrained(
+        path, dtype=torch_dtype(model_args.dtype), trust_remote_code=eval_args.trust_remote_code
+    )
+    model = model.to(device).eval()
+    if eval_args.kind == "clip":
+        metrics = (
+            clip_zero_shot(model, processor, rows, class_names)
+            if class_names
+            else clip_retrieval(model, processor, rows)
+        )
+        predictions = []
+        table = markdown_table(["metric", "value"], [[k, v] for k, v in metrics.items()])
+    else:
+        from rs_reward.data.synthrs import load_scenes
+
+        scenes = load_scenes(eval_args.truth_scenes, "eval") if eval_args.truth_scenes else None
+        metrics, predictions = evaluate_vlm(
+            model,
+            processor,
+            rows,
+            scenes=scenes,
+            batch_size=eval_args.batch_size,
+            max_new_tokens=eval_args.max_new_tokens,
+        )
+        table = markdown_table(
+            ["task", "metric", "value", "rows"],
+            [[task, k, v, m["rows"]] for task, m in metrics.items() for k, v in m.items() if k != "rows"],
+        )
+    output = Path(eval_args.output_dir)
+    result = {"model": model_args.model_name_or_path, "data": eval_args.eval_data, "metrics": metrics}
+    write_atomic(output / "metrics.json", json.dumps(result, indent=2) + "\n")
+    write_atomic(output / "predictions.jsonl", "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions))
+    title = f"# Evaluation of `{model_args.model_name_or_path}`\n\nData: `{eval_args.eval_data}`.\n\n"
+    write_atomic(output / "report.md", title + table + "\n")
     logger.info("\n%s", table)
     return 0
 

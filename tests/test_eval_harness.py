@@ -1,0 +1,130 @@
+"""The evaluation harness: readers of the real formats (on SynthRS), per-task scoring, VLM and CLIP evaluation."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from rs_reward.cli import main
+from rs_reward.data import evalsets
+from rs_reward.data.synthrs import SynthRSConfig, build, load_scenes
+from rs_reward.data.synthrs import texts as T
+from rs_reward.eval.harness import aggregate, score_answer
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def synthrs(tmp_path_factory):
+    sizes = dict(
+        caption_pairs_train=0,
+        caption_pairs_test=0,
+        instruction_pairs_train=0,
+        instruction_pairs_test=0,
+        pool_size=0,
+        pretrain_size=0,
+        eval_size=12,
+        rl_size=0,
+        num_workers=1,
+    )
+    return build(SynthRSConfig(output_dir=str(tmp_path_factory.mktemp("ev") / "synthrs"), **sizes), progress=False)
+
+
+def test_readers_agree_with_the_canonical_rows(synthrs):
+    canonical = evalsets.read_canonical(synthrs / "eval" / "eval.jsonl")
+    by_task = {t: [r for r in canonical if r["task"] == t] for t in ("cls", "vqa", "mc", "vg", "caption")}
+    cls = evalsets.read_vhm(synthrs / "eval" / "cls_SynthRS.json")
+    assert [r["answer"] for r in cls] == [r["answer"] for r in by_task["cls"]] and all(r["task"] == "cls" for r in cls)
+    assert all(Path(r["images"][0]).is_file() for r in cls)
+    vqa = evalsets.read_vhm(synthrs / "eval" / "RSVQA_SynthRS.json")
+    assert [r["answer"] for r in vqa] == [r["answer"] for r in by_task["vqa"]]
+    vg = evalsets.read_vhm(synthrs / "eval" / "VG_SynthRS.json")
+    assert [r["bbox"] for r in vg] == [r["bbox"] for r in by_task["vg"]]
+    mc = evalsets.read_lhrs_bench(synthrs / "eval" / "mc_SynthRS.json")
+    assert [r["answer"] for r in mc] == [r["answer"] for r in by_task["mc"]]
+    folder, names = evalsets.read_image_folder(synthrs / "eval" / "classification")
+    assert len(folder) == 12 and set(names) <= {
+        "water",
+        "forest",
+        "farmland",
+        "bare land",
+        "residential",
+        "industrial",
+    }
+    assert all(names[r["label"]] == r["answer"] for r in folder)
+    captions = evalsets.read_karpathy(synthrs / "eval" / "dataset_synthrs.json")
+    assert len(captions) == 12 and all(len(r["references"]) == 2 for r in captions)
+
+
+def test_scoring_routes_each_task_to_its_metric(synthrs):
+    scenes = load_scenes(synthrs, "eval")
+    rows = {r["task"]: r for r in evalsets.read_canonical(synthrs / "eval" / "eval.jsonl")}
+    assert score_answer(rows["cls"], rows["cls"]["answer"].upper() + ".") == {"correct": 1.0}
+    assert score_answer(rows["cls"], "") == {"correct": 0.0}
+    assert score_answer(rows["mc"], f"The answer is {rows['mc']['answer']}.") == {"correct": 1.0}
+    x1, y1, x2, y2 = rows["vg"]["bbox"]
+    size = rows["vg"]["size"][0]
+    qwen = (
+        f"<|box_start|>({x1 * 1000 // size},{y1 * 1000 // size}),({x2 * 1000 // size},{y2 * 1000 // size})<|box_end|>"
+    )
+    result = score_answer(rows["vg"], qwen)
+    assert result["correct"] == 1.0 and result["iou"] > 0.8
+    assert score_answer(rows["vg"], "somewhere on the left") == {"correct": 0.0, "iou": 0.0}
+    scene = scenes[Path(rows["caption"]["images"][0]).stem]
+    perfect = score_answer(
+        rows["caption"], T.render_text(T.claims_from_scene(scene, __import__("numpy").random.default_rng(0))), scene
+    )
+    assert perfect == {"fact_precision": 1.0, "fact_recall": 1.0, "fact_jaccard": 1.0}
+    wrong = score_answer(rows["caption"], "A cat is sleeping on a sofa.", scene)
+    assert wrong["fact_recall"] == 0.0
+    summary = aggregate([rows["cls"], rows["cls"]], [{"correct": 1.0}, {"correct": 0.0}])
+    assert summary == {"cls": {"correct": 0.5, "rows": 2}}
+
+
+def test_vlm_eval_task_writes_metrics_and_predictions(synthrs, tmp_path):
+    args = [
+        "eval",
+        "--config",
+        str(ROOT / "recipes/tiny/eval/config_vlm.yaml"),
+        "--model_name_or_path",
+        "tiny:qwen2-vl-tiny",
+        "--eval_data",
+        str(synthrs / "eval" / "eval.jsonl"),
+        "--truth_scenes",
+        str(synthrs),
+        "--output_dir",
+        str(tmp_path),
+        "--max_rows",
+        "3",
+        "--max_new_tokens",
+        "8",
+    ]
+    assert main(args) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    assert {"cls", "vqa", "mc", "caption"} <= set(metrics)
+    for task in ("cls", "vqa", "mc"):
+        assert 0.0 <= metrics[task]["correct"] <= 1.0 and metrics[task]["rows"] == 3
+    predictions = [json.loads(line) for line in (tmp_path / "predictions.jsonl").open()]
+    assert all({"id", "task", "answer", "prediction"} <= set(p) for p in predictions)
+
+
+@pytest.mark.parametrize("data", ["eval/classification", "eval/dataset_synthrs.json"])
+def test_clip_eval_task(synthrs, tmp_path, data):
+    args = [
+        "eval",
+        "--config",
+        str(ROOT / "recipes/tiny/eval/config_clip.yaml"),
+        "--model_name_or_path",
+        "tiny:clip-tiny",
+        "--eval_data",
+        str(synthrs / data),
+        "--output_dir",
+        str(tmp_path),
+    ]
+    assert main(args) == 0
+    metrics = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
+    if data.endswith("classification"):
+        assert 0 <= metrics["top1"] <= metrics["top5"] <= 1 and metrics["images"] == 12
+    else:
+        assert 0 <= metrics["image_to_text_R@1"] <= metrics["image_to_text_R@5"] <= metrics["image_to_text_R@10"] <= 1

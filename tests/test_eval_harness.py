@@ -3,6 +3,7 @@
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rs_reward.cli import main
@@ -72,9 +73,7 @@ def test_scoring_routes_each_task_to_its_metric(synthrs):
     assert result["correct"] == 1.0 and result["iou"] > 0.8
     assert score_answer(rows["vg"], "somewhere on the left") == {"correct": 0.0, "iou": 0.0}
     scene = scenes[Path(rows["caption"]["images"][0]).stem]
-    perfect = score_answer(
-        rows["caption"], T.render_text(T.claims_from_scene(scene, __import__("numpy").random.default_rng(0))), scene
-    )
+    perfect = score_answer(rows["caption"], T.render_text(T.claims_from_scene(scene, np.random.default_rng(0))), scene)
     assert perfect == {"fact_precision": 1.0, "fact_recall": 1.0, "fact_jaccard": 1.0}
     wrong = score_answer(rows["caption"], "A cat is sleeping on a sofa.", scene)
     assert wrong["fact_recall"] == 0.0

@@ -22,7 +22,6 @@ from pathlib import Path
 
 
 PLANNED_STAGES = (
-    ("sft on curated data", "fine-tune on full / RM-30 / CLIP-30 / random-30 and evaluate"),
     ("grpo", "RL from the best SFT model with the score-model reward"),
     ("bon", "best-of-N accuracy against N per selector"),
 )
@@ -53,6 +52,17 @@ class DemoConfig:
     )
     filter_recipe: str = field(default="recipes/tiny/filter/config_demo.yaml", metadata={"help": "Selection recipe."})
     keep_fractions: str = field(default="0.1,0.2,0.3,0.5", metadata={"help": "Keep fractions of the curation report."})
+    curated_sft_recipe: str = field(
+        default="recipes/tiny/sft/config_curated.yaml", metadata={"help": "SFT on curated data."}
+    )
+    vlm_eval_recipe: str = field(
+        default="recipes/tiny/eval/config_vlm.yaml", metadata={"help": "VLM evaluation recipe."}
+    )
+    arm_fraction: float = field(
+        default=0.3, metadata={"help": "Keep fraction of the curated SFT arms (the paper: 30 %)."}
+    )
+    curation_seeds: int = field(default=1, metadata={"help": "SFT seeds per curation arm (mean and std over seeds)."})
+    quick_eval_rows: int = field(default=20, metadata={"help": "Eval rows per task with --quick."})
     quick: bool = field(
         default=False, metadata={"help": "CI-sized run: small SynthRS, a few training steps (under 3 minutes)."}
     )
@@ -68,6 +78,38 @@ class DemoConfig:
 
 def config_types():
     return (DemoConfig,)
+
+
+ARM_COLUMNS = (
+    ("cls", "correct"),
+    ("vqa", "correct"),
+    ("mc", "correct"),
+    ("vg", "correct"),
+    ("caption", "fact_jaccard"),
+)
+
+
+def arms_table(arm_metrics: dict[str, list[dict]]) -> str:
+    """Arms x tasks, mean +- std over seeds."""
+    import numpy as np
+
+    from rs_reward.eval.report import markdown_table
+
+    rows = []
+    for arm, runs in arm_metrics.items():
+        row = [arm]
+        for task, key in ARM_COLUMNS:
+            values = [run[task][key] for run in runs if task in run]
+            row.append(
+                f"{np.mean(values):.3f} +- {np.std(values):.3f}"
+                if len(values) > 1
+                else f"{values[0]:.3f}"
+                if values
+                else "-"
+            )
+        rows.append(row)
+    header = ["arm", "classification", "VQA", "multiple choice", "grounding Acc@0.5", "caption fact Jaccard"]
+    return markdown_table(header, rows)
 
 
 def run_stage(name: str, task: str, argv: list[str], output: Path, force: bool, logger) -> float:
@@ -247,6 +289,82 @@ def main(argv: list[str] | None = None) -> int:
     (output / "curation_metrics.json").write_text(json.dumps(curation, indent=2) + "\n")
     timings["curation report"] = time.perf_counter() - start
 
+    # 9. SFT from the base on the full pool and on the top fraction by each scorer; 10. evaluate every arm
+    pool_csv, pool_dir = str(data / "pool" / "pool.csv"), str(data / "pool")
+    arms = {"full": (scores["random"], 1.0)} | {
+        f"{k}-{int(100 * demo.arm_fraction)}": (v, demo.arm_fraction) for k, v in scores.items()
+    }
+    arm_metrics: dict[str, list[dict]] = {}
+    start = time.perf_counter()
+    for arm, (score_dir, fraction) in arms.items():
+        subset = output / "curated" / arm
+        run_stage(
+            f"select-{arm}",
+            "filter",
+            [
+                "--config",
+                demo.filter_recipe,
+                "--scores",
+                str(score_dir),
+                "--pool",
+                pool_csv,
+                "--output_dir",
+                str(subset),
+                "--fractions",
+                str(fraction),
+            ],
+            subset,
+            demo.force,
+            logger,
+        )
+        rows_file = next(subset.glob("keep-*/sft.jsonl"))
+        for seed in range(demo.seed, demo.seed + demo.curation_seeds):
+            model_dir, eval_dir = output / "sft" / f"{arm}-seed{seed}", output / "eval" / f"{arm}-seed{seed}"
+            run_stage(
+                f"sft-{arm}-{seed}",
+                "sft",
+                [
+                    "--config",
+                    demo.curated_sft_recipe,
+                    "--model_name_or_path",
+                    str(base),
+                    "--dataset_name",
+                    str(rows_file),
+                    "--image_root",
+                    pool_dir,
+                    "--output_dir",
+                    str(model_dir),
+                    "--seed",
+                    str(seed),
+                    *length,
+                ],
+                model_dir,
+                demo.force,
+                logger,
+            )
+            run_stage(
+                f"eval-{arm}-{seed}",
+                "eval",
+                [
+                    "--config",
+                    demo.vlm_eval_recipe,
+                    "--model_name_or_path",
+                    str(model_dir),
+                    "--eval_data",
+                    str(data / "eval" / "eval.jsonl"),
+                    "--truth_scenes",
+                    str(data),
+                    "--output_dir",
+                    str(eval_dir),
+                    *(["--max_rows", str(demo.quick_eval_rows)] if demo.quick else []),
+                ],
+                eval_dir,
+                demo.force,
+                logger,
+            )
+            arm_metrics.setdefault(arm, []).append(json.loads((eval_dir / "metrics.json").read_text())["metrics"])
+    timings["SFT + eval of the curation arms"] = time.perf_counter() - start
+
     manifest = json.loads((data / "manifest.json").read_text())
     report = [
         "# rs-reward demo report",
@@ -301,6 +419,15 @@ def main(argv: list[str] | None = None) -> int:
         "![precision against the fraction kept](figures/precision_vs_kept.png)",
         "",
         f"Curated subsets (30 %, P30S60, ...) with their data cards: `{curated}`.",
+        "",
+        "## 4. Training on the curated data",
+        "",
+        f"The base VLM fine-tuned ({demo.curated_sft_recipe}) on the whole pool and on the top"
+        f" {int(100 * demo.arm_fraction)} % by each scorer, then evaluated on the clean SynthRS splits (strict match for",
+        "classification and VQA, option letter for multiple choice, Acc@IoU 0.5 for grounding, fact Jaccard for captions;",
+        f"mean +- std over {demo.curation_seeds} seed(s)):",
+        "",
+        arms_table(arm_metrics),
         "",
         "## Stages not run yet",
         "",

@@ -7,6 +7,14 @@ from rs_reward.cli import main
 
 
 ROOT = Path(__file__).resolve().parent.parent
+SECTIONS = (
+    "## 1. SynthRS",
+    "## 2. Reward (score) model",
+    "## 3. Curation of the pool",
+    "## 4. Training on the curated data",
+    "Stages not run yet",
+    "## Wall time",
+)
 
 
 def test_quick_demo_runs_every_stage_and_writes_a_report(tmp_path):
@@ -19,23 +27,27 @@ def test_quick_demo_runs_every_stage_and_writes_a_report(tmp_path):
         str(tmp_path / "demo"),
         "--quick_steps",
         "6",
+        "--quick_eval_rows",
+        "4",
     ]
     assert main(args) == 0
     out = tmp_path / "demo-quick"
     report = (out / "report.md").read_text()
-    for section in (
-        "## 1. SynthRS",
-        "## 2. Reward (score) model",
-        "## 3. Curation of the pool",
-        "Stages not run yet",
-        "## Wall time",
-    ):
+    for section in SECTIONS:
         assert section in report
     metrics = json.loads((out / "reward" / "eval_metrics.json").read_text())
     assert f"| pairwise accuracy | {metrics['accuracy']:.3f} |" in report, "the report shows the run's own numbers"
-    assert (out / "figures" / "synthrs_samples.png").is_file() and (
-        out / "reward" / "figures" / "score_histogram.png"
-    ).is_file()
+    for figure in (
+        "figures/synthrs_samples.png",
+        "reward/figures/score_histogram.png",
+        "figures/precision_vs_kept.png",
+    ):
+        assert (out / figure).is_file(), figure
+    assert (out / "curated" / "reward_model" / "keep-0p3" / "sft.jsonl").is_file()
+    assert set(json.loads((out / "curation_metrics.json").read_text())) == {"reward_model", "clip", "random"}
+    for arm in ("full", "reward_model-30", "clip-30", "random-30"):
+        assert f"| {arm} |" in report
+        assert (out / "eval" / f"{arm}-seed0" / "metrics.json").is_file()
     stamp = (out / "reward" / "model.safetensors").stat().st_mtime_ns
     assert main(args) == 0
     assert (out / "reward" / "model.safetensors").stat().st_mtime_ns == stamp, "a rerun skips the finished stages"

@@ -6,10 +6,11 @@
 Stages: SynthRS -> learnability probes -> pre-train a tiny base VLM on SynthRS captions and answers (the
 stand-in for a pretrained Qwen2-VL) -> train the reward model from it -> evaluate it per operator with the
 image-blind control -> train a tiny CLIP on clean captions (the CLIP-score baseline) -> score the pool with the
-reward model, CLIP and random -> keep 30 % (and P30S60) -> curation precision against the true quality. Each
-stage runs its own task with its own recipe (named in the demo config) and is skipped when its output exists
-for the same arguments (`--force` redoes it). SFT/CLIP on the curated data, GRPO and best-of-N join the demo
-as their issues land; the report lists them as not run rather than inventing numbers.
+reward model, CLIP and random -> keep 30 % (and P30S60) -> curation precision against the true quality -> SFT
+of the base on the full pool and on the top 30 % by each scorer -> evaluation of every arm on the clean splits.
+Each stage runs its own task with its own recipe (named in the demo config) and is skipped when its output
+exists for the same arguments (`--force` redoes it). GRPO and best-of-N join the demo as their issues land; the
+report lists them as not run rather than inventing numbers.
 """
 
 from __future__ import annotations

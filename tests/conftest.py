@@ -47,3 +47,13 @@ def scene_images():
         pixels = (torch.rand(h, w, 3, generator=rng) * 255).to(torch.uint8).numpy()
         images.append(Image.fromarray(pixels))
     return images
+
+
+@pytest.fixture
+def free_port():
+    """A free TCP port on the loopback interface, for torch.distributed rendezvous in multi-process tests."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -364,14 +364,10 @@ def test_wandb_offline_run_records_the_metrics(synthrs, tmp_path, monkeypatch):
     assert b"train/loss" in records and b"train/accuracy" in records
 
 
-def test_two_cpu_processes_under_accelerate(synthrs, tmp_path):
+def test_two_cpu_processes_under_accelerate(synthrs, tmp_path, free_port):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    import socket
-
-    with socket.socket() as s:  # a free port for the rendezvous
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port
     command = [
         sys.executable,
         "-m",

@@ -171,14 +171,10 @@ def test_kill_during_scoring_then_resume_gives_the_uninterrupted_result(pool, tm
     assert manifest["rows_scored"] + manifest["rows_rejected"] == 66
 
 
-def test_two_processes_give_the_single_process_result(pool, tmp_path, tiny_reward_path):
-    import socket
-
+def test_two_processes_give_the_single_process_result(pool, tmp_path, tiny_reward_path, free_port):
     flags = ["--model_name_or_path", tiny_reward_path, "--min_pixels", "3136", "--max_pixels", "3136"]
     single, _ = _score(pool, tmp_path / "one", "reward_model", flags)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port
     command = [
         sys.executable,
         "-m",
@@ -305,9 +301,7 @@ def _contrastive_worker(rank, world, port, images, texts, scale, out):
     dist.destroy_process_group()
 
 
-def test_gathered_contrastive_loss_equals_the_single_process_loss(tmp_path):
-    import socket
-
+def test_gathered_contrastive_loss_equals_the_single_process_loss(tmp_path, free_port):
     import torch.multiprocessing as mp
 
     from rs_reward.trainers.clip import contrastive_loss
@@ -317,9 +311,7 @@ def test_gathered_contrastive_loss_equals_the_single_process_loss(tmp_path):
     full = images.clone().requires_grad_(True)
     single = contrastive_loss(full, texts, scale)
     single.backward()
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port
     mp.spawn(_contrastive_worker, args=(2, port, images, texts, scale, tmp_path), nprocs=2, join=True)
     parts = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
     for part in parts:
@@ -327,3 +319,13 @@ def test_gathered_contrastive_loss_equals_the_single_process_loss(tmp_path):
     # Each process gets the exact gradient of the global loss for its own rows (the training loss is scaled by the
     # world size so that DDP's averaging over processes leaves that gradient).
     torch.testing.assert_close(torch.cat([p["grad"] for p in parts]), full.grad)
+
+
+def test_a_bad_jsonl_line_is_rejected_not_fatal(tmp_path):
+    (tmp_path / "pool.jsonl").write_text(
+        '{"id": "a", "image": "x.jpg", "text": "ok"}\n{broken\n{"id": "c", "image": "y.jpg", "text": "fine"}\n'
+    )
+    rejects = Rejects()
+    rows = load_pool(str(tmp_path / "pool.jsonl"), rejects=rejects)
+    assert [r["id"] for r in rows] == ["a", "c"]
+    assert rejects.rows[0]["reason"].startswith("line 2 is not valid JSON")

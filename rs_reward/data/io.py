@@ -7,9 +7,11 @@ at once naming the row).
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 
@@ -28,6 +30,40 @@ def confine_path(root: str | os.PathLike, relative: str) -> Path:
     if root_resolved != path and root_resolved not in path.parents:
         raise RowError(f"image path {relative!r} escapes the image root")
     return path
+
+
+ROW_FILE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
+
+
+def read_records(path: str | os.PathLike) -> Iterator[dict | RowError]:
+    """The rows of a CSV / TSV / JSONL / JSON (a list) / parquet file, streamed where the format allows.
+
+    A JSONL line that is not valid JSON is yielded as a `RowError` (the caller rejects it and goes on).
+    """
+    path = Path(path)
+    if path.suffix in (".csv", ".tsv"):
+        with path.open(newline="", encoding="utf-8") as f:
+            yield from csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ",")
+    elif path.suffix == ".jsonl":
+        with path.open(encoding="utf-8") as f:
+            for number, line in enumerate(f, 1):
+                if line.strip():
+                    try:
+                        yield json.loads(line)
+                    except json.JSONDecodeError as error:
+                        yield RowError(f"line {number} is not valid JSON ({error.msg})")
+    elif path.suffix == ".json":
+        rows = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(rows, list):
+            raise ValueError(f"{path} must hold a JSON list of rows")
+        yield from rows
+    elif path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
+            yield from batch.to_pylist()
+    else:
+        raise ValueError(f"unsupported file {path} (use one of {', '.join(ROW_FILE_SUFFIXES)})")
 
 
 class Rejects:

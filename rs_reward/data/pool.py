@@ -10,11 +10,9 @@ opened only when scored (never all held in memory).
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
-from .io import Rejects
+from .io import ROW_FILE_SUFFIXES, Rejects, RowError, read_records
 
 
 IMAGE_COLUMNS = ("filepath", "image", "image_path", "image_name", "filename", "images")
@@ -34,32 +32,6 @@ def _pick(columns, wanted: str | None, candidates: tuple[str, ...], what: str, r
     return None
 
 
-def _records(path: Path):
-    if path.suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as f:
-            yield from csv.DictReader(f)
-    elif path.suffix == ".tsv":
-        with path.open(newline="", encoding="utf-8") as f:
-            yield from csv.DictReader(f, delimiter="\t")
-    elif path.suffix == ".jsonl":
-        with path.open(encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        yield json.loads(line)
-                    except json.JSONDecodeError as error:
-                        yield {"__error__": f"line {number} is not valid JSON ({error.msg})"}
-    elif path.suffix == ".json":
-        yield from json.loads(path.read_text(encoding="utf-8"))
-    elif path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=4096):
-            yield from batch.to_pylist()
-    else:
-        raise ValueError(f"unsupported pool file {path} (csv, tsv, jsonl, json or parquet)")
-
-
 def load_pool(
     path: str,
     *,
@@ -76,13 +48,13 @@ def load_pool(
     rejects = rejects if rejects is not None else Rejects()
     p = Path(path)
     if p.is_dir() and not (p / "dataset_info.json").exists() and not (p / "dataset_dict.json").exists():
-        files = sorted(f for f in p.iterdir() if f.suffix in (".csv", ".tsv", ".jsonl", ".json", ".parquet"))
+        files = sorted(f for f in p.iterdir() if f.suffix in ROW_FILE_SUFFIXES)
         if not files:
             raise ValueError(f"no pool file in {p}")
-        records = (r for f in files for r in _records(f))
+        records = (r for f in files for r in read_records(f))
         source_default = p.name
     elif p.is_file():
-        records, source_default = _records(p), p.stem
+        records, source_default = read_records(p), p.stem
     else:
         from datasets import load_dataset, load_from_disk
 
@@ -94,8 +66,8 @@ def load_pool(
     for index, record in enumerate(records):
         if max_rows is not None and len(rows) + len(rejects) >= max_rows:
             break
-        if "__error__" in record:
-            rejects.add(f"row-{index}", record["__error__"])
+        if isinstance(record, RowError):
+            rejects.add(f"row-{index}", str(record))
             continue
         if columns is None:
             columns = set(record)

@@ -14,11 +14,11 @@ A source row with several rejected texts becomes one pair per rejected text (as 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from .images import open_image
-from .io import Rejects, RowError, confine_path
+from .io import Rejects, RowError, confine_path, read_records
 
 
 # Keys that SynthRS (or any source with known quality) records per item; carried into each pair's columns, with
@@ -174,34 +174,11 @@ def rsrm_pairs(
         yield from table_pairs(path, image_root, rejects=rejects, check_images=check_images)
 
 
-def _read_rows(path: Path) -> Iterable[dict]:
-    if path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=1024):
-            yield from batch.to_pylist()
-    elif path.suffix == ".jsonl":
-        with path.open(encoding="utf-8") as f:
-            for line_number, line in enumerate(f, 1):
-                if line.strip():
-                    try:
-                        yield json.loads(line)
-                    except json.JSONDecodeError as error:
-                        yield RowError(f"line {line_number} is not valid JSON ({error.msg})")
-    elif path.suffix == ".json":
-        rows = json.loads(path.read_text(encoding="utf-8"))
-        if not isinstance(rows, list):
-            raise ValueError(f"{path} must hold a JSON list of rows")
-        yield from rows
-    else:
-        raise ValueError(f"unsupported preference file {path} (use .jsonl, .json or .parquet)")
-
-
 def table_pairs(path, image_root=None, *, rejects: Rejects | None = None, check_images: bool = True) -> Iterator[dict]:
     """Canonical pairs from a JSONL / JSON / parquet file of items (image paths relative to `image_root`)."""
     rejects = rejects if rejects is not None else Rejects()
     path = Path(path)
-    for index, item in enumerate(_read_rows(path)):
+    for index, item in enumerate(read_records(path)):
         row_id = f"{path.stem}-{index}"
         if isinstance(item, RowError):
             rejects.add(row_id, str(item), source=path.stem)

@@ -256,7 +256,6 @@ def score_pool(
     output_dir: str | Path,
     *,
     shard_size: int = 1024,
-    scorer_id: str = "",
     process_index: int = 0,
     num_processes: int = 1,
     image_root=None,

@@ -113,7 +113,6 @@ def main(argv: list[str] | None = None) -> int:
         scorer,
         output,
         shard_size=args.shard_size,
-        scorer_id=scorer_id,
         process_index=state.process_index,
         num_processes=state.num_processes,
         image_root=image_root,

@@ -379,18 +379,6 @@ def multiple_choice(qa: ClosedQA, rng: np.random.Generator, n_choices: int = 4) 
 # ------------------------------------------------------------------------------------------------ grounding
 
 
-def qwen2_vl_box(box: tuple[int, int, int, int], width: int, height: int) -> str:
-    """Qwen2-VL box text: `<|box_start|>(x1,y1),(x2,y2)<|box_end|>`, integers normalised to [0, 1000)."""
-    x1, y1, x2, y2 = box
-    scaled = (
-        int(x1 * 1000 / width),
-        int(y1 * 1000 / height),
-        min(999, int(x2 * 1000 / width)),
-        min(999, int(y2 * 1000 / height)),
-    )
-    return "<|box_start|>({},{}),({},{})<|box_end|>".format(*scaled)
-
-
 def grounding_targets(scene: Scene) -> list[tuple[str, tuple[int, int, int, int]]]:
     """(referring expression, pixel box) for every object that a phrase identifies uniquely (groups of one)."""
     return [(f"the {g.colour} {KIND_NOUN[g.kind][0]}", g.objects[0].box) for g in scene.groups if g.count == 1]

@@ -147,7 +147,7 @@ def load_scorer(
     transformers CLIP/SigLIP), or `random`."""
     if kind == "random":
         return RandomScorer(seed)
-    from .modeling import load_processor
+    from .modeling import load_processor, model_processor
     from .modeling.tiny import resolve_model_path
 
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -156,13 +156,7 @@ def load_scorer(
         from .modeling.loading import load_reward_model
 
         model = load_reward_model(model_args, trainable=False, trust_remote_code=trust_remote_code).to(device)
-        processor = load_processor(
-            path,
-            min_pixels=model_args.min_pixels,
-            max_pixels=model_args.max_pixels,
-            padding_side="left",
-            trust_remote_code=trust_remote_code,
-        )
+        processor = model_processor(model_args, trust_remote_code=trust_remote_code, padding_side="left")
         return RewardModelScorer(model, processor, batch_size=batch_size)
     if kind == "clip":
         from transformers import AutoModel

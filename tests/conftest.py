@@ -57,3 +57,23 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def launch_two_cpu_processes(free_port):
+    """The command prefix that runs a task module in 2 CPU processes under accelerate (torchrun + gloo)."""
+    import sys
+
+    config = str(ROOT / "accelerate_configs" / "cpu.yaml")
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        config,
+        "--num_processes",
+        "2",
+        "--main_process_port",
+        str(free_port),
+        "-m",
+    ]

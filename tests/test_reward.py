@@ -4,7 +4,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -241,6 +240,12 @@ def test_text_only_rows_train_the_head(tiny_generator_path, tmp_path):
 # ------------------------------------------------------------------------------------------- entry point
 
 
+def train_without_eval(flags: list[str]) -> int:
+    """`rs-reward reward` with the tiny demo recipe and the given flags, no held-out evaluation."""
+    recipe = str(ROOT / "recipes/tiny/reward/config_demo.yaml")
+    return main(["reward", "--config", recipe, *flags, "--evaluate_after_training", "false"])
+
+
 def _synth_flags(synthrs, out, model="tiny:qwen2-vl-tiny"):
     return [
         "--model_name_or_path",
@@ -298,19 +303,7 @@ def test_every_reward_recipe_runs_two_steps_on_cpu(recipe, synthrs, tmp_path):
 
 def test_eval_task_scores_a_trained_model(synthrs, tmp_path):
     out = tmp_path / "model"
-    assert (
-        main(
-            [
-                "reward",
-                "--config",
-                str(ROOT / "recipes/tiny/reward/config_demo.yaml"),
-                *_synth_flags(synthrs, out),
-                "--evaluate_after_training",
-                "false",
-            ]
-        )
-        == 0
-    )
+    assert train_without_eval(_synth_flags(synthrs, out)) == 0
     assert (
         main(
             [
@@ -345,40 +338,18 @@ def test_wandb_offline_run_records_the_metrics(synthrs, tmp_path, monkeypatch):
     out = tmp_path / "out"
     flags = _synth_flags(synthrs, out)
     flags[flags.index("--report_to") + 1] = "wandb"
-    assert (
-        main(
-            [
-                "reward",
-                "--config",
-                str(ROOT / "recipes/tiny/reward/config_demo.yaml"),
-                *flags,
-                "--evaluate_after_training",
-                "false",
-            ]
-        )
-        == 0
-    )
+    assert train_without_eval(flags) == 0
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1
     records = b"".join(p.read_bytes() for p in runs[0].glob("*.wandb"))
     assert b"train/loss" in records and b"train/accuracy" in records
 
 
-def test_two_cpu_processes_under_accelerate(synthrs, tmp_path, free_port):
+def test_two_cpu_processes_under_accelerate(synthrs, tmp_path, launch_two_cpu_processes):
     out = tmp_path / "ddp"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    port = free_port
     command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--config_file",
-        str(ROOT / "accelerate_configs/cpu.yaml"),
-        "--num_processes",
-        "2",
-        "--main_process_port",
-        str(port),
-        "-m",
+        *launch_two_cpu_processes,
         "rs_reward.scripts.reward",
         "--config",
         str(ROOT / "recipes/tiny/reward/config_demo.yaml"),
@@ -395,18 +366,6 @@ def test_same_seed_same_trained_model(synthrs, tmp_path):
     from safetensors.torch import load_file
 
     for name in ("a", "b"):
-        assert (
-            main(
-                [
-                    "reward",
-                    "--config",
-                    str(ROOT / "recipes/tiny/reward/config_demo.yaml"),
-                    *_synth_flags(synthrs, tmp_path / name),
-                    "--evaluate_after_training",
-                    "false",
-                ]
-            )
-            == 0
-        )
+        assert train_without_eval(_synth_flags(synthrs, tmp_path / name)) == 0
     a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

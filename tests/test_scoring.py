@@ -171,21 +171,11 @@ def test_kill_during_scoring_then_resume_gives_the_uninterrupted_result(pool, tm
     assert manifest["rows_scored"] + manifest["rows_rejected"] == 66
 
 
-def test_two_processes_give_the_single_process_result(pool, tmp_path, tiny_reward_path, free_port):
+def test_two_processes_give_the_single_process_result(pool, tmp_path, tiny_reward_path, launch_two_cpu_processes):
     flags = ["--model_name_or_path", tiny_reward_path, "--min_pixels", "3136", "--max_pixels", "3136"]
     single, _ = _score(pool, tmp_path / "one", "reward_model", flags)
-    port = free_port
     command = [
-        sys.executable,
-        "-m",
-        "accelerate.commands.launch",
-        "--config_file",
-        str(ROOT / "accelerate_configs/cpu.yaml"),
-        "--num_processes",
-        "2",
-        "--main_process_port",
-        str(port),
-        "-m",
+        *launch_two_cpu_processes,
         "rs_reward.scripts.score",
         "--config",
         str(ROOT / "recipes/tiny/score/config_reward_model.yaml"),

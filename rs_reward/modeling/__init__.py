@@ -1,6 +1,6 @@
 """Models: the VLM reward head, processors that work without torchvision, loaders, tiny models, shape presets."""
 
-from .processing import QwenVLImageProcessor, get_tokenizer, load_processor, register_processors
+from .processing import QwenVLImageProcessor, get_tokenizer, load_processor, model_processor, register_processors
 from .reward_model import (
     Qwen2_5_VLForSequenceClassification,
     Qwen2VLForSequenceClassification,
@@ -21,6 +21,7 @@ __all__ = [
     "build_tiny",
     "get_tokenizer",
     "load_processor",
+    "model_processor",
     "register_processors",
     "register_reward_models",
     "resolve_model_path",

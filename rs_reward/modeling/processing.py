@@ -110,6 +110,18 @@ def load_processor(
     return processor
 
 
+def model_processor(model_args, *, trust_remote_code: bool = False, padding_side: str | None = None):
+    """The processor of `model_args.model_name_or_path` with the pixel budget of `model_args` (an RSModelConfig)."""
+    return load_processor(
+        model_args.model_name_or_path,
+        min_pixels=model_args.min_pixels,
+        max_pixels=model_args.max_pixels,
+        padding_side=padding_side,
+        trust_remote_code=trust_remote_code,
+        revision=model_args.model_revision,
+    )
+
+
 def get_tokenizer(processor):
     """The tokenizer inside a processor (or the tokenizer itself)."""
     return getattr(processor, "tokenizer", processor)

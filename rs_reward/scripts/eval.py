@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     from rs_reward.data.preference import load_preference_pairs
     from rs_reward.eval.report import write_atomic
     from rs_reward.eval.reward_eval import evaluate_reward_model, format_reward_metrics, store_score_statistics
-    from rs_reward.modeling import load_processor
+    from rs_reward.modeling import model_processor
     from rs_reward.modeling.loading import load_reward_model
 
     from ._common import parse, setup_logging
@@ -90,12 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     logger.info("%d held-out pairs; %s", len(pairs), rejects.summary())
 
     model = load_reward_model(model_args, trainable=False, trust_remote_code=eval_args.trust_remote_code)
-    processor = load_processor(
-        model_args.model_name_or_path,
-        min_pixels=model_args.min_pixels,
-        max_pixels=model_args.max_pixels,
-        trust_remote_code=eval_args.trust_remote_code,
-    )
+    processor = model_processor(model_args, trust_remote_code=eval_args.trust_remote_code)
     metrics = evaluate_reward_model(
         model,
         processor,
@@ -167,7 +162,7 @@ def evaluate_generator_or_clip(eval_args, model_args, logger) -> int:
 
     from rs_reward.eval.harness import clip_retrieval, clip_zero_shot, evaluate_vlm
     from rs_reward.eval.report import markdown_table, write_atomic
-    from rs_reward.modeling import load_processor
+    from rs_reward.modeling import model_processor
     from rs_reward.modeling.loading import torch_dtype
     from rs_reward.modeling.tiny import resolve_model_path
 
@@ -178,12 +173,7 @@ def evaluate_generator_or_clip(eval_args, model_args, logger) -> int:
         rows = _first_per_task(rows, eval_args.max_rows)
     path = resolve_model_path(model_args.model_name_or_path)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    processor = load_processor(
-        path,
-        min_pixels=model_args.min_pixels,
-        max_pixels=model_args.max_pixels,
-        trust_remote_code=eval_args.trust_remote_code,
-    )
+    processor = model_processor(model_args, trust_remote_code=eval_args.trust_remote_code)
     auto = AutoModel if eval_args.kind == "clip" else AutoModelForImageTextToText
     model = auto.from_pretrained(
         path, dtype=torch_dtype(model_args.dtype), trust_remote_code=eval_args.trust_remote_code

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rs_reward.eval.reward_eval import evaluate_reward_model, format_reward_metrics, store_score_statistics
     from rs_reward.hub import reward_model_card
-    from rs_reward.modeling import load_processor
+    from rs_reward.modeling import model_processor
     from rs_reward.modeling.loading import describe_trainable, load_reward_model
     from rs_reward.trainers import RSRewardTrainer
 
@@ -71,12 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     output_dir = Path(training_args.output_dir)
     train, held_out, rejects = load_pairs(script_args, training_args, logger)
 
-    processor = load_processor(
-        model_args.model_name_or_path,
-        min_pixels=model_args.min_pixels,
-        max_pixels=model_args.max_pixels,
-        trust_remote_code=training_args.trust_remote_code,
-    )
+    processor = model_processor(model_args, trust_remote_code=training_args.trust_remote_code)
     set_seed(training_args.seed)  # before loading: a new head is initialised from the global RNG
     model = load_reward_model(model_args, trust_remote_code=training_args.trust_remote_code)
     logger.info("trainable parameters per part:\n%s", describe_trainable(model))

@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rs_reward.data.io import Rejects
     from rs_reward.data.sft import load_sft_rows
-    from rs_reward.modeling import load_processor
+    from rs_reward.modeling import model_processor
     from rs_reward.modeling.loading import describe_trainable
     from rs_reward.modeling.parts import LANGUAGE_MODEL_LORA_TARGETS
 
@@ -84,13 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         rejects.write(output_dir / "rejects.jsonl")
     logger.info("%d SFT rows; %s", len(train), rejects.summary())
 
-    processor = load_processor(
-        model_args.model_name_or_path,
-        min_pixels=model_args.min_pixels,
-        max_pixels=model_args.max_pixels,
-        trust_remote_code=training_args.trust_remote_code,
-    )
-    set_seed(training_args.seed)  # before loading: a new head is initialised from the global RNG
+    processor = model_processor(model_args, trust_remote_code=training_args.trust_remote_code)
+    set_seed(training_args.seed)  # before loading, so that anything initialised at load time is seeded
     model = load_generator(model_args, trust_remote_code=training_args.trust_remote_code)
     peft_config = get_peft_config(model_args)
     if peft_config is not None and model_args.lora_target_modules is None:

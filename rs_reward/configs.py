@@ -114,3 +114,63 @@ class RSRewardConfig(RewardConfig):
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Must stay False: the collator reads raw rows."}
     )
+
+
+@dataclass
+class GRPOScriptArguments:
+    """Script arguments of `rs-reward grpo`: the RL prompts and the rewards (`rs_reward.rewards`).
+
+    > Parameters that choose the data
+
+        dataset_name: a file of canonical RL rows (id, images, prompt, solution, reward_type); image_root;
+        reward_types: keep only these (e.g. `em,mc,iou` for the rule-only ablation); prompt_suffix.
+
+    > Parameters that choose the rewards
+
+        reward_funcs: registry names; weights are GRPOConfig's `reward_weights` (the paper: [format, accuracy]
+        with [0.3, 0.7] and format_gate); reward_model_name_or_path: the score model (ScoreRS layout, LoRA
+        adapter or full model); reward_routes: which function scores each reward_type; score_beta.
+    """
+
+    dataset_name: str = field(default=None, metadata={"help": "RL prompts: JSONL / JSON / parquet of canonical rows."})
+    image_root: str | None = field(default=None, metadata={"help": "Folder image paths are relative to."})
+    reward_types: str | None = field(
+        default=None, metadata={"help": "Comma-separated reward types to train on (default: all)."}
+    )
+    max_train_rows: int | None = field(default=None, metadata={"help": "Use at most this many prompts (by seed)."})
+    prompt_suffix: str = field(
+        default="", metadata={"help": "Appended to each question (e.g. the think/answer instruction)."}
+    )
+    strict: bool = field(default=False, metadata={"help": "Raise on the first unusable row instead of rejecting it."})
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["format", "accuracy"],
+        metadata={
+            "help": "Reward functions by registry name: format, accuracy, exact_match, multiple_choice, "
+            "iou_graded, score_model, score_vs_reference."
+        },
+    )
+    reward_model_name_or_path: str | None = field(
+        default=None, metadata={"help": "The score model used by score-model rewards and the hacking monitor."}
+    )
+    reward_model_dtype: str = field(default="auto", metadata={"help": "dtype of the score model."})
+    reward_min_pixels: int | None = field(default=None, metadata={"help": "Score model's smallest image area."})
+    reward_max_pixels: int | None = field(default=None, metadata={"help": "Score model's largest image area."})
+    reward_batch_size: int = field(default=16, metadata={"help": "Rows per score-model forward pass."})
+    reward_routes: str = field(
+        default="em=exact_match,mc=multiple_choice,iou=iou_graded,open=score_vs_reference",
+        metadata={"help": "reward_type=function pairs used by `accuracy` (`none`: no accuracy reward)."},
+    )
+    format_gate: bool = field(
+        default=True, metadata={"help": "A completion that fails the format earns 0 accuracy (the paper)."}
+    )
+    score_beta: float = field(default=0.2, metadata={"help": "beta of score_vs_reference (the paper: 0.2)."})
+
+    def reward_model_args(self) -> RSModelConfig | None:
+        if not self.reward_model_name_or_path:
+            return None
+        return RSModelConfig(
+            model_name_or_path=self.reward_model_name_or_path,
+            dtype=self.reward_model_dtype,
+            min_pixels=self.reward_min_pixels,
+            max_pixels=self.reward_max_pixels,
+        )

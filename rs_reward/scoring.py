@@ -54,26 +54,42 @@ class RewardModelScorer:
 
     name = "reward_model"
 
-    def __init__(self, model, processor, batch_size: int = 16, image_root: str | None = None):
+    def __init__(self, model, processor, batch_size: int = 16, image_root: str | None = None, num_workers: int = 0):
         self.model = model.eval()
         self.processor = processor
         self.batch_size = batch_size
         self.image_root = image_root
+        self.num_workers = num_workers
         self.device = next(model.parameters()).device
+
+    def _encode(self, images, questions, texts, index):
+        batch_images = [open_image(images[i], self.image_root) if images[i] is not None else None for i in index]
+        batch = encode_scored(self.processor, batch_images, [questions[i] for i in index], [texts[i] for i in index])
+        if self.device.type == "cuda":
+            batch = {k: v.pin_memory() for k, v in batch.items()}
+        return batch
 
     @torch.no_grad()
     def score(self, images: Sequence, questions: Sequence[str | None], texts: Sequence[str], ids=None) -> np.ndarray:
+        """One score per row. With `num_workers` > 0 the next batches are opened and encoded in threads while the
+        model runs (on a GPU the image processor, not the model, is otherwise the bottleneck: bench/bench_gpu.py)."""
         n = len(texts)
         # Length-aware batching: rows of similar length share a batch (text length stands in for token count).
         order = sorted(range(n), key=lambda i: len(texts[i]) + len(questions[i] or ""))
+        batches = [order[start : start + self.batch_size] for start in range(0, n, self.batch_size)]
         scores = np.empty(n, dtype=np.float32)
-        for start in range(0, n, self.batch_size):
-            index = order[start : start + self.batch_size]
-            batch_images = [open_image(images[i], self.image_root) if images[i] is not None else None for i in index]
-            batch = encode_scored(
-                self.processor, batch_images, [questions[i] for i in index], [texts[i] for i in index]
-            )
-            batch = {k: v.to(self.device) for k, v in batch.items()}
+
+        def encoded():
+            if self.num_workers <= 0:
+                yield from (self._encode(images, questions, texts, index) for index in batches)
+                return
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(self.num_workers) as pool:
+                yield from pool.map(lambda index: self._encode(images, questions, texts, index), batches)
+
+        for index, batch in zip(batches, encoded()):
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             with _autocast(self.device):
                 logits = self.model(**batch).logits.squeeze(-1)
             scores[index] = logits.float().cpu().numpy()
@@ -141,7 +157,14 @@ class RandomScorer:
 
 
 def load_scorer(
-    kind: str, model_args=None, *, batch_size: int = 16, seed: int = 0, device=None, trust_remote_code: bool = False
+    kind: str,
+    model_args=None,
+    *,
+    batch_size: int = 16,
+    seed: int = 0,
+    device=None,
+    trust_remote_code: bool = False,
+    num_workers: int = 0,
 ):
     """Build a scorer: `reward_model` (any folder/Hub id/adapter `load_reward_model` reads), `clip` (any
     transformers CLIP/SigLIP), or `random`."""
@@ -157,7 +180,7 @@ def load_scorer(
 
         model = load_reward_model(model_args, trainable=False, trust_remote_code=trust_remote_code).to(device)
         processor = model_processor(model_args, trust_remote_code=trust_remote_code, padding_side="left")
-        return RewardModelScorer(model, processor, batch_size=batch_size)
+        return RewardModelScorer(model, processor, batch_size=batch_size, num_workers=num_workers)
     if kind == "clip":
         from transformers import AutoModel
 

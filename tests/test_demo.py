@@ -1,4 +1,4 @@
-"""`make demo --quick` end to end (the stages that exist), as CI runs it; a rerun skips finished stages."""
+"""`make demo --quick` end to end, as CI runs it; a rerun skips finished stages."""
 
 import json
 from pathlib import Path
@@ -12,7 +12,8 @@ SECTIONS = (
     "## 2. Reward (score) model",
     "## 3. Curation of the pool",
     "## 4. Training on the curated data",
-    "Stages not run yet",
+    "## 5. GRPO from the best SFT arm",
+    "## 6. Best-of-N",
     "## Wall time",
 )
 
@@ -41,6 +42,9 @@ def test_quick_demo_runs_every_stage_and_writes_a_report(tmp_path):
         "figures/synthrs_samples.png",
         "reward/figures/score_histogram.png",
         "figures/precision_vs_kept.png",
+        "figures/grpo_reward.png",
+        "figures/grpo_monitor.png",
+        "bon/figures/bon_selectors.png",
     ):
         assert (out / figure).is_file(), figure
     assert (out / "curated" / "reward_model" / "keep-0p3" / "sft.jsonl").is_file()
@@ -48,6 +52,13 @@ def test_quick_demo_runs_every_stage_and_writes_a_report(tmp_path):
     for arm in ("full", "reward_model-30", "clip-30", "random-30"):
         assert f"| {arm} |" in report
         assert (out / "eval" / f"{arm}-seed0" / "metrics.json").is_file()
+    for run in ("score_model", "no_score_model"):
+        assert f"| GRPO {run} |" in report
+        assert (out / "grpo" / run / "reward_history.json").is_file()
+    bon = json.loads((out / "bon" / "metrics.json").read_text())
+    assert set(bon["results"]) == {"score_model", "clip_score", "majority_vote", "random", "oracle"}
+    oracle = bon["results"]["oracle"]
+    assert oracle["2"]["mean"] >= oracle["1"]["mean"]
     stamp = (out / "reward" / "model.safetensors").stat().st_mtime_ns
     assert main(args) == 0
     assert (out / "reward" / "model.safetensors").stat().st_mtime_ns == stamp, "a rerun skips the finished stages"

@@ -57,31 +57,20 @@ def compare_scorers(
 
 
 def precision_plot(results: dict, fractions, path, good_quality: float) -> Path:
-    import matplotlib
+    from .report import line_plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
-    for name, r in results.items():
-        ax.plot(
-            [100 * f for f in fractions],
-            [r["by_fraction"][str(f)]["precision"] for f in fractions],
-            marker="o",
-            label=name,
-        )
     pool_good = next(iter(results.values()))["good_share_in_pool"]
-    ax.axhline(pool_good, color="gray", linestyle=":", label="whole pool")
-    ax.set_xlabel("kept (%)")
-    ax.set_ylabel(f"precision (true quality >= {good_quality})")
-    ax.set_ylim(0, 1.02)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return line_plot(
+        {
+            name: ([100 * f for f in fractions], [r["by_fraction"][str(f)]["precision"] for f in fractions])
+            for name, r in results.items()
+        },
+        path,
+        xlabel="kept (%)",
+        ylabel=f"precision (true quality >= {good_quality})",
+        ylim=(0, 1.02),
+        hline=(pool_good, "whole pool"),
+    )
 
 
 def format_curation(results: dict, fractions) -> str:

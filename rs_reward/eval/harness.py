@@ -125,7 +125,7 @@ def evaluate_vlm(
     """(metrics per task, predictions). `scenes` (SynthRS ground truth by scene id) enables caption facts."""
     import os
 
-    rows = _one_caption_per_image(rows)
+    rows = dedupe_captions(rows)
     answers = generate_answers(
         model,
         processor,
@@ -154,7 +154,7 @@ def evaluate_vlm(
     return aggregate(rows, scores), predictions
 
 
-def _one_caption_per_image(rows: list[dict]) -> list[dict]:
+def dedupe_captions(rows: list[dict]) -> list[dict]:
     seen, out = set(), []
     for row in rows:
         key = (row["task"], row["images"][0] if row.get("images") else row["id"])

@@ -37,3 +37,44 @@ def write_atomic(path: str | Path, text: str) -> Path:
     tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
     return path
+
+
+def line_plot(
+    series: dict[str, tuple[list, list]],
+    path: str | Path,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str | None = None,
+    logx: bool = False,
+    ylim: tuple[float, float] | None = None,
+    hline: tuple[float, str] | None = None,
+) -> Path:
+    """A PNG of one line per series (`label -> (xs, ys)`), markers on the points."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
+    for label, (xs, ys) in series.items():
+        ax.plot(xs, ys, marker="o", label=label)
+    if hline is not None:
+        ax.axhline(hline[0], color="gray", linestyle=":", label=hline[1])
+    if logx:
+        ax.set_xscale("log", base=2)
+        xs = sorted({x for xs, _ in series.values() for x in xs})
+        ax.set_xticks(xs, [str(x) for x in xs])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    if title:
+        ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path

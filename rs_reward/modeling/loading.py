@@ -144,6 +144,37 @@ def load_reward_model(
     return model
 
 
+def load_generator(model_args: RSModelConfig, *, trainable: bool = True, trust_remote_code: bool = False):
+    """Load the VLM policy / generator (`...ForConditionalGeneration`) as `model_args` says.
+
+    A LoRA adapter folder (SFT or GRPO with `use_peft`) is loaded on its base and merged, so the result is a plain
+    model for evaluation, further training or best-of-N. With `trainable=True` the freezing switches apply (LoRA is
+    then added by the trainer from `peft_config`); with `trainable=False` it is returned in eval mode, no gradients.
+    """
+    from transformers import AutoModelForImageTextToText
+
+    path = resolve_model_path(model_args.model_name_or_path)
+    base = adapter_base(path)
+    model = AutoModelForImageTextToText.from_pretrained(
+        resolve_model_path(base) if base else path,
+        dtype=torch_dtype(model_args.dtype),
+        attn_implementation=model_args.attn_implementation,
+        trust_remote_code=trust_remote_code,
+        revision=model_args.model_revision,
+    )
+    if base is not None:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, path).merge_and_unload()
+    if not trainable:
+        return model.eval().requires_grad_(False)
+    parts = model_args.trainable_parts()
+    parts.pop("score_head", None)
+    if parts:
+        set_trainable(model, **parts)
+    return model
+
+
 def describe_trainable(model) -> str:
     """One line per part: trainable / total parameters."""
     rows = [f"{part:>15}: {c['trainable']:>12,} / {c['total']:>12,}" for part, c in count_parameters(model).items()]

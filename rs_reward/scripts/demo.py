@@ -7,10 +7,10 @@ Stages: SynthRS -> learnability probes -> pre-train a tiny base VLM on SynthRS c
 stand-in for a pretrained Qwen2-VL) -> train the reward model from it -> evaluate it per operator with the
 image-blind control -> train a tiny CLIP on clean captions (the CLIP-score baseline) -> score the pool with the
 reward model, CLIP and random -> keep 30 % (and P30S60) -> curation precision against the true quality -> SFT
-of the base on the full pool and on the top 30 % by each scorer -> evaluation of every arm on the clean splits.
-Each stage runs its own task with its own recipe (named in the demo config) and is skipped when its output
-exists for the same arguments (`--force` redoes it). GRPO and best-of-N join the demo as their issues land; the
-report lists them as not run rather than inventing numbers.
+of the base on the full pool and on the top 30 % by each scorer -> evaluation of every arm on the clean splits ->
+GRPO from the best SFT arm, with and without the score-model reward, and evaluation -> best-of-N of the best SFT
+arm against N per selector. Each stage runs its own task with its own recipe (named in the demo config) and is
+skipped when its output exists for the same arguments (`--force` redoes it).
 """
 
 from __future__ import annotations
@@ -20,12 +20,6 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-
-
-PLANNED_STAGES = (
-    ("grpo", "RL from the best SFT model with the score-model reward"),
-    ("bon", "best-of-N accuracy against N per selector"),
-)
 
 
 @dataclass
@@ -63,6 +57,13 @@ class DemoConfig:
         default=0.3, metadata={"help": "Keep fraction of the curated SFT arms (the paper: 30 %)."}
     )
     curation_seeds: int = field(default=1, metadata={"help": "SFT seeds per curation arm (mean and std over seeds)."})
+    grpo_recipes: str = field(
+        default="recipes/tiny/grpo/config_demo.yaml,recipes/tiny/grpo/config_no_score_model.yaml",
+        metadata={"help": "GRPO recipes run from the best SFT arm (comma-separated; the arm is the file's name)."},
+    )
+    grpo_steps: int = field(default=150, metadata={"help": "GRPO steps per recipe (full run)."})
+    bon_recipe: str = field(default="recipes/tiny/bon/config_demo.yaml", metadata={"help": "Best-of-N recipe."})
+    bon_n_list: str = field(default="1,2,4,8,16", metadata={"help": "The N values of best-of-N."})
     quick_eval_rows: int = field(default=20, metadata={"help": "Eval rows per task with --quick."})
     quick: bool = field(
         default=False, metadata={"help": "CI-sized run: small SynthRS, a few training steps (under 3 minutes)."}
@@ -111,6 +112,75 @@ def arms_table(arm_metrics: dict[str, list[dict]]) -> str:
         rows.append(row)
     header = ["arm", "classification", "VQA", "multiple choice", "grounding Acc@0.5", "caption fact Jaccard"]
     return markdown_table(header, rows)
+
+
+def arm_score(metrics: dict) -> float:
+    """Mean of the arm columns a model has (how the demo picks the SFT arm to start GRPO and best-of-N from)."""
+    values = [metrics[task][key] for task, key in ARM_COLUMNS if task in metrics]
+    return sum(values) / len(values) if values else float("-inf")
+
+
+GRPO_CURVES = (
+    ("grpo_reward", "reward (mean per logging step)", ("reward",)),
+    ("grpo_accuracy", "accuracy reward per prompt type", ("accuracy/em", "accuracy/open")),
+    (
+        "grpo_monitor",
+        "reward-hacking monitor",
+        ("hacking/score_rule_auc", "hacking/high_score_rule_fail", "hacking/length_drift"),
+    ),
+)
+
+
+def grpo_curves(histories: dict[str, list[dict]], folder: Path) -> list[Path]:
+    """One PNG per curve family, one line per GRPO run and metric."""
+    from rs_reward.eval.report import line_plot
+
+    paths = []
+    for name, ylabel, keys in GRPO_CURVES:
+        series = {}
+        for run, history in histories.items():
+            for key in keys:
+                points = [(e["step"], e[key]) for e in history if e.get(key) is not None]
+                if points:
+                    label = run if len(keys) == 1 else f"{run}: {key.split('/')[-1]}"
+                    series[label] = ([p[0] for p in points], [p[1] for p in points])
+        if series:
+            paths.append(line_plot(series, folder / f"{name}.png", xlabel="GRPO step", ylabel=ylabel, title=name))
+    return paths
+
+
+def grpo_table(histories: dict[str, list[dict]]) -> str:
+    """First and last logged value of the main GRPO curves, per run."""
+    from rs_reward.eval.report import markdown_table
+
+    keys = [
+        "reward",
+        "accuracy/em",
+        "accuracy/open",
+        "hacking/score_rule_auc",
+        "hacking/high_score_rule_fail",
+        "hacking/length_drift",
+    ]
+    rows = []
+    for run, history in histories.items():
+        for key in keys:
+            values = [e[key] for e in history if e.get(key) is not None]
+            if values:
+                rows.append([run, key, f"{values[0]:.3f}", f"{values[-1]:.3f}"])
+    return markdown_table(["run", "metric", "first log", "last log"], rows)
+
+
+def bon_table(metrics: dict) -> str:
+    """Selectors x N: the mean metric over tasks, and per task."""
+    from rs_reward.eval.report import markdown_table
+
+    ns = [str(n) for n in metrics["n_list"]]
+    tasks = sorted(metrics["rows"])
+    rows = []
+    for selector, by_n in metrics["results"].items():
+        for task in [*tasks, "mean"]:
+            rows.append([selector, task, *[f"{by_n[n][task]:.3f}" for n in ns]])
+    return markdown_table(["selector", "task", *[f"N={n}" for n in ns]], rows)
 
 
 def run_stage(name: str, task: str, argv: list[str], output: Path, force: bool, logger) -> float:
@@ -366,6 +436,89 @@ def main(argv: list[str] | None = None) -> int:
             arm_metrics.setdefault(arm, []).append(json.loads((eval_dir / "metrics.json").read_text())["metrics"])
     timings["SFT + eval of the curation arms"] = time.perf_counter() - start
 
+    # 11. GRPO from the best SFT arm, with and without the score-model reward; 12. best-of-N of that arm
+    best_arm = max(arm_metrics, key=lambda arm: arm_score(arm_metrics[arm][0]))
+    policy = output / "sft" / f"{best_arm}-seed{demo.seed}"
+    grpo_metrics, grpo_histories = {}, {}
+    for recipe in [r for r in demo.grpo_recipes.split(",") if r]:
+        name = Path(recipe).stem.removeprefix("config_").replace("demo", "score_model")
+        model_dir, eval_dir = output / "grpo" / name, output / "eval" / f"grpo-{name}"
+        timings[f"GRPO ({name})"] = run_stage(
+            f"grpo-{name}",
+            "grpo",
+            [
+                "--config",
+                recipe,
+                "--model_name_or_path",
+                str(policy),
+                "--dataset_name",
+                str(data / "rl" / "prompts.jsonl"),
+                "--reward_model_name_or_path",
+                str(reward),
+                "--output_dir",
+                str(model_dir),
+                "--max_steps",
+                str(demo.quick_steps if demo.quick else demo.grpo_steps),
+                *common,
+            ],
+            model_dir,
+            demo.force,
+            logger,
+        )
+        timings[f"eval GRPO ({name})"] = run_stage(
+            f"eval-grpo-{name}",
+            "eval",
+            [
+                "--config",
+                demo.vlm_eval_recipe,
+                "--model_name_or_path",
+                str(model_dir),
+                "--eval_data",
+                str(data / "eval" / "eval.jsonl"),
+                "--truth_scenes",
+                str(data),
+                "--output_dir",
+                str(eval_dir),
+                *(["--max_rows", str(demo.quick_eval_rows)] if demo.quick else []),
+            ],
+            eval_dir,
+            demo.force,
+            logger,
+        )
+        grpo_metrics[name] = json.loads((eval_dir / "metrics.json").read_text())["metrics"]
+        grpo_histories[name] = json.loads((model_dir / "reward_history.json").read_text())
+    grpo_figures = grpo_curves(grpo_histories, output / "figures")
+    bon = output / "bon"
+    timings["best-of-N"] = run_stage(
+        "bon",
+        "bon",
+        [
+            "--config",
+            demo.bon_recipe,
+            "--model_name_or_path",
+            str(policy),
+            "--eval_data",
+            str(data / "eval" / "eval.jsonl"),
+            "--truth_scenes",
+            str(data),
+            "--reward_model_name_or_path",
+            str(reward),
+            "--clip_model_name_or_path",
+            str(clip),
+            "--output_dir",
+            str(bon),
+            "--n_list",
+            "1,2" if demo.quick else demo.bon_n_list,
+            "--seed",
+            str(demo.seed),
+            *(["--max_rows", str(demo.quick_eval_rows)] if demo.quick else []),
+        ],
+        bon,
+        demo.force,
+        logger,
+    )
+    bon_metrics = json.loads((bon / "metrics.json").read_text())
+
     manifest = json.loads((data / "manifest.json").read_text())
     report = [
         "# rs-reward demo report",
@@ -430,11 +583,34 @@ def main(argv: list[str] | None = None) -> int:
         "",
         arms_table(arm_metrics),
         "",
-        "## Stages not run yet",
+        "## 5. GRPO from the best SFT arm",
         "",
-        "Not implemented in this version of rs-reward; the demo will run them when they are:",
+        f"The best SFT arm (`{best_arm}`, by the mean of the columns above) trained with GRPO on SynthRS RL prompts,",
+        "once with the score-model reward on open prompts (`score_vs_reference`) plus exact match on closed ones, and",
+        "once with exact match alone (recipes in the demo config). Held-out evaluation before and after:",
         "",
-        *[f"- **{name}**: {what}" for name, what in PLANNED_STAGES],
+        arms_table(
+            {f"SFT {best_arm} (before)": arm_metrics[best_arm][:1]}
+            | {f"GRPO {name}": [metrics] for name, metrics in grpo_metrics.items()}
+        ),
+        "",
+        "Training curves (reward per logging step) and the reward-hacking monitor (share of high-score completions the",
+        "rule rejects; probability that the score model ranks a rule-correct answer above a wrong one for the same",
+        "prompt, 0.5 = blind to correctness; completion length relative to the first step):",
+        "",
+        *[f"![{f.stem}](figures/{f.name})" for f in grpo_figures],
+        "",
+        grpo_table(grpo_histories),
+        "",
+        "## 6. Best-of-N",
+        "",
+        f"N answers sampled once per held-out question from `{best_arm}` (temperature"
+        f" {bon_metrics['temperature']}, {bon_metrics['repeats']} sub-sample draws per N), one picked by each selector;",
+        "the oracle picks the best answer by the metric itself (the ceiling).",
+        "",
+        bon_table(bon_metrics),
+        "",
+        "![best-of-N by selector](bon/figures/bon_selectors.png)",
         "",
         "## Wall time",
         "",
@@ -455,11 +631,20 @@ def main(argv: list[str] | None = None) -> int:
                 for name, r in curation.items()
                 if "0.3" in r["by_fraction"]
             },
+            **{
+                f"GRPO {n}: VQA after": round(m.get("vqa", {}).get("correct", float("nan")), 3)
+                for n, m in grpo_metrics.items()
+            },
+            **{
+                f"best-of-N {sel} @ N={n_max}": round(by_n[n_max]["mean"], 3)
+                for sel, by_n in bon_metrics["results"].items()
+                for n_max in [str(bon_metrics["n_list"][-1])]
+            },
             "report": str(path),
-            "not yet implemented": ", ".join(n for n, _ in PLANNED_STAGES),
+            "artifacts": str(output),
         }
     )
-    logger.info("\n%s", summary_table("rs-reward demo (partial pipeline)", rows))
+    logger.info("\n%s", summary_table("rs-reward demo", rows))
     return 0
 
 

@@ -146,7 +146,7 @@ def read_eval_rows(path: str, fmt: str) -> tuple[list[dict], list[str] | None]:
     return readers[fmt](p), None
 
 
-def _first_per_task(rows: list[dict], limit: int) -> list[dict]:
+def first_per_task(rows: list[dict], limit: int) -> list[dict]:
     counts: dict[str, int] = {}
     kept = []
     for row in rows:
@@ -158,26 +158,29 @@ def _first_per_task(rows: list[dict], limit: int) -> list[dict]:
 
 def evaluate_generator_or_clip(eval_args, model_args, logger) -> int:
     import torch
-    from transformers import AutoModel, AutoModelForImageTextToText
+    from transformers import AutoModel
 
     from rs_reward.eval.harness import clip_retrieval, clip_zero_shot, evaluate_vlm
     from rs_reward.eval.report import markdown_table, write_atomic
     from rs_reward.modeling import model_processor
-    from rs_reward.modeling.loading import torch_dtype
+    from rs_reward.modeling.loading import load_generator, torch_dtype
     from rs_reward.modeling.tiny import resolve_model_path
 
     if not eval_args.eval_data:
         raise ValueError(f"kind={eval_args.kind} needs --eval_data")
     rows, class_names = read_eval_rows(eval_args.eval_data, eval_args.eval_format)
     if eval_args.max_rows is not None:
-        rows = _first_per_task(rows, eval_args.max_rows)
-    path = resolve_model_path(model_args.model_name_or_path)
+        rows = first_per_task(rows, eval_args.max_rows)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     processor = model_processor(model_args, trust_remote_code=eval_args.trust_remote_code)
-    auto = AutoModel if eval_args.kind == "clip" else AutoModelForImageTextToText
-    model = auto.from_pretrained(
-        path, dtype=torch_dtype(model_args.dtype), trust_remote_code=eval_args.trust_remote_code
-    )
+    if eval_args.kind == "clip":
+        model = AutoModel.from_pretrained(
+            resolve_model_path(model_args.model_name_or_path),
+            dtype=torch_dtype(model_args.dtype),
+            trust_remote_code=eval_args.trust_remote_code,
+        )
+    else:
+        model = load_generator(model_args, trainable=False, trust_remote_code=eval_args.trust_remote_code)
     model = model.to(device).eval()
     if eval_args.kind == "clip":
         metrics = (

@@ -34,7 +34,9 @@ class ScoreArguments:
     )
     batch_size: int = field(default=32, metadata={"help": "Rows per forward pass."})
     shard_size: int = field(default=1024, metadata={"help": "Rows per shard (the unit of resumption)."})
-    num_workers: int = field(default=0, metadata={"help": "Threads opening and resizing images while the model runs."})
+    num_workers: int = field(
+        default=0, metadata={"help": "Threads opening images and encoding batches while the model runs."}
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the random scorer."})
     max_rows: int | None = field(default=None, metadata={"help": "Score only the first rows of the pool."})
     id_column: str | None = field(
@@ -106,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed,
         device=state.device,
         trust_remote_code=args.trust_remote_code,
+        num_workers=args.num_workers,
     )
     start = time.perf_counter()
     timing = score_pool(

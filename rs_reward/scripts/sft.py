@@ -37,30 +37,6 @@ def config_types():
     return (SFTScriptArguments, SFTConfig, RSModelConfig)
 
 
-def load_generator(model_args, trust_remote_code: bool = False):
-    """The VLM to fine-tune, with the freezing switches (LoRA is applied by the trainer from `peft_config`)."""
-    import torch
-    from transformers import AutoModelForImageTextToText
-
-    from rs_reward.modeling.loading import torch_dtype
-    from rs_reward.modeling.parts import set_trainable
-    from rs_reward.modeling.tiny import resolve_model_path
-
-    model = AutoModelForImageTextToText.from_pretrained(
-        resolve_model_path(model_args.model_name_or_path),
-        dtype=torch_dtype(model_args.dtype),
-        attn_implementation=model_args.attn_implementation,
-        trust_remote_code=trust_remote_code,
-        revision=model_args.model_revision,
-    )
-    parts = model_args.trainable_parts()
-    parts.pop("score_head", None)
-    if parts:
-        set_trainable(model, **parts)
-    del torch
-    return model
-
-
 def main(argv: list[str] | None = None) -> int:
     from transformers import set_seed
     from trl import SFTTrainer, get_peft_config
@@ -68,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     from rs_reward.data.io import Rejects
     from rs_reward.data.sft import load_sft_rows
     from rs_reward.modeling import model_processor
-    from rs_reward.modeling.loading import describe_trainable
+    from rs_reward.modeling.loading import describe_trainable, load_generator
     from rs_reward.modeling.parts import LANGUAGE_MODEL_LORA_TARGETS
 
     from ._common import finish_trackers, parse, setup_logging, summary_table

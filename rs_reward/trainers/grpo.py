@@ -1,0 +1,121 @@
+"""`RSGRPOTrainer`: TRL's `GRPOTrainer` with image-aware score-model rewards and a reward-hacking monitor.
+
+TRL 1.16 scores a reward *model* passed in `reward_funcs` text-only (one unexpanded image token, no pixels), so a
+VLM score model would judge answers without seeing the image. This subclass adds exactly what is missing:
+
+- `reward_funcs` may name registry rewards (`rs_reward.rewards`: `format`, `accuracy`, `score_model`, ...); the
+  functions that need the score model share one `ScoreModel`, moved to this process's device, which reads each
+  row's image (the `images` column TRL hands to reward functions);
+- reward components are logged by the functions themselves (`accuracy/<reward_type>`, `score_model/score`) through
+  TRL's `log_metric`, next to TRL's own `rewards/<name>/mean`;
+- a reward-hacking monitor, logged each step (when a score model is loaded):
+  `hacking/high_score_rule_fail` (share of the completions in the top quarter of score-model scores, among rows
+  with a rule reward, whose rule reward is 0), `hacking/score_rule_auc` (probability that, for the same prompt, a
+  completion the rule reward accepts outscores one it rejects; 0.5 = the score model ignores correctness) and
+  `hacking/length_drift` (mean completion length over its value at the first step).
+
+Generation, advantages, loss, vLLM, KL and everything else are TRL's.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from trl import GRPOTrainer
+
+from ..rewards import RewardFunction, ScoreModel, build_reward_funcs
+
+
+def _auc_within_groups(ids: np.ndarray, rule: np.ndarray, scores: np.ndarray) -> float:
+    """P(score of an accepted completion > score of a rejected one), over pairs sharing a prompt id; NaN if none."""
+    wins, pairs = 0.0, 0
+    for row_id in np.unique(ids):
+        index = (ids == row_id) & ~np.isnan(rule) & ~np.isnan(scores)
+        good, bad = scores[index & (rule > 0)], scores[index & (rule <= 0)]
+        if good.size and bad.size:
+            diff = good[:, None] - bad[None, :]
+            wins += float((diff > 0).sum() + 0.5 * (diff == 0).sum())
+            pairs += diff.size
+    return wins / pairs if pairs else float("nan")
+
+
+def hacking_metrics(ids, rule, scores) -> dict[str, float]:
+    """The monitor's metrics from per-completion rule rewards and score-model scores (NaN where absent)."""
+    ids, rule, scores = np.asarray(ids, dtype=object), np.asarray(rule, float), np.asarray(scores, float)
+    both = ~np.isnan(rule) & ~np.isnan(scores)
+    metrics = {}
+    if both.sum() >= 4:
+        threshold = np.quantile(scores[both], 0.75)
+        high = both & (scores >= threshold)
+        metrics["hacking/high_score_rule_fail"] = float((rule[high] <= 0).mean())
+    auc = _auc_within_groups(ids, rule, scores)
+    if not np.isnan(auc):
+        metrics["hacking/score_rule_auc"] = auc
+    return metrics
+
+
+class RSGRPOTrainer(GRPOTrainer):
+    """`trl.GRPOTrainer` whose rewards can see the image (see the module docstring).
+
+    Args:
+        reward_funcs: registry names (`"format"`, `"accuracy"`, ...), `RewardFunction`s, or anything TRL accepts.
+        score_model: the `ScoreModel` shared by the score-model rewards (moved to this process's device).
+        reward_routes, format_gate, score_beta: as in `rewards.build_reward_funcs`.
+        Everything else as `trl.GRPOTrainer` (pass the processor as `processing_class`).
+
+    Example:
+        >>> score_model = ScoreModel.load(RSModelConfig(model_name_or_path="runs/demo/reward"))
+        >>> trainer = RSGRPOTrainer(model=policy, reward_funcs=["format", "accuracy"], score_model=score_model,
+        ...                         format_gate=True, args=GRPOConfig(reward_weights=[0.3, 0.7], ...),
+        ...                         train_dataset=prompts, processing_class=processor)
+    """
+
+    def __init__(
+        self,
+        *args,
+        reward_funcs,
+        score_model: ScoreModel | None = None,
+        reward_routes=None,
+        format_gate: bool = False,
+        score_beta: float = 0.2,
+        **kwargs,
+    ):
+        reward_funcs = reward_funcs if isinstance(reward_funcs, list | tuple) else [reward_funcs]
+        names = [f for f in reward_funcs if isinstance(f, str)]
+        built = iter(
+            build_reward_funcs(
+                names, score_model=score_model, routes=reward_routes, format_gate=format_gate, score_beta=score_beta
+            )
+            if names
+            else []
+        )
+        reward_funcs = [next(built) if isinstance(f, str) else f for f in reward_funcs]
+        # TRL left-pads prompts only for a processor it loads itself; one passed in keeps its side, and a right-padded
+        # VLM processor then misaligns the image positions of the log-prob forward pass with the prompt ids.
+        tokenizer = getattr(kwargs.get("processing_class"), "tokenizer", kwargs.get("processing_class"))
+        if getattr(tokenizer, "padding_side", "left") != "left":
+            tokenizer.padding_side = "left"
+        super().__init__(*args, reward_funcs=reward_funcs, **kwargs)
+        self.score_model = score_model
+        if score_model is not None:
+            score_model.to(self.accelerator.device)
+        self._first_length: float | None = None
+
+    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
+        self._monitor(completion_ids_list)
+        return rewards_per_func
+
+    def _monitor(self, completion_ids_list) -> None:
+        lengths = [len(ids) for ids in completion_ids_list]
+        mean_length = float(np.mean(lengths)) if lengths else float("nan")
+        if self._first_length is None and mean_length > 0:
+            self._first_length = mean_length
+        if self._first_length:
+            self._log_metric("hacking/length_drift", mean_length / self._first_length)
+        ours = [f for f in self.reward_funcs if isinstance(f, RewardFunction) and f.last]
+        if not ours:
+            return
+        rule = np.fmax.reduce([f.last["rule"] for f in ours])
+        scores = np.fmax.reduce([f.last["score"] for f in ours])
+        for name, value in hacking_metrics(ours[0].last["ids"], rule, scores).items():
+            self._log_metric(name, value)

@@ -20,7 +20,8 @@ class RSModelConfig(ModelConfig):
 
     > Parameters that choose what trains (full fine-tuning; LoRA trains its adapters and the head)
 
-        freeze_vision_tower, freeze_merger, freeze_language_model, freeze_score_head.
+        freeze_vision_tower, freeze_merger, freeze_language_model, freeze_score_head (reward models),
+        freeze_lm_head (generators).
 
     Example recipe keys (the paper's score-model stage 2: vision tower + head):
 
@@ -46,6 +47,9 @@ class RSModelConfig(ModelConfig):
     freeze_merger: bool = field(default=False, metadata={"help": "Freeze the vision-language merger (projector)."})
     freeze_language_model: bool = field(default=False, metadata={"help": "Freeze the language model."})
     freeze_score_head: bool = field(default=False, metadata={"help": "Freeze the scalar score head."})
+    freeze_lm_head: bool = field(
+        default=False, metadata={"help": "Freeze the generator's output layer (SFT stage 1 trains the merger only)."}
+    )
 
     def trainable_parts(self) -> dict[str, bool]:
         """The freezing switches as `set_trainable` keyword arguments (only the parts that are frozen)."""
@@ -54,6 +58,7 @@ class RSModelConfig(ModelConfig):
             "merger": self.freeze_merger,
             "language_model": self.freeze_language_model,
             "score_head": self.freeze_score_head,
+            "lm_head": self.freeze_lm_head,
         }
         return {part: False for part, frozen in switches.items() if frozen}
 

@@ -77,3 +77,24 @@ def launch_two_cpu_processes(free_port):
         str(free_port),
         "-m",
     ]
+
+
+@pytest.fixture
+def gpu_recipe_on_cpu():
+    """Flags that run a GPU recipe (bf16, gradient checkpointing, real pixel budget) on this CPU with a tiny model."""
+    return [
+        "--use_cpu",
+        "true",
+        "--bf16",
+        "false",
+        "--gradient_checkpointing",
+        "false",
+        "--dtype",
+        "float32",
+        "--min_pixels",
+        "3136",
+        "--max_pixels",
+        "12544",
+        "--report_to",
+        "none",
+    ]

@@ -52,6 +52,9 @@ def test_quick_demo_runs_every_stage_and_writes_a_report(tmp_path):
     for arm in ("full", "reward_model-30", "clip-30", "random-30"):
         assert f"| {arm} |" in report
         assert (out / "eval" / f"{arm}-seed0" / "metrics.json").is_file()
+    assert "| arm | top1 | image_to_text_R@1 |" in report
+    for arm in ("full", "reward_model-30", "clip-30", "random-30"):
+        assert (out / "eval" / f"clip-{arm}-seed0-retrieval" / "metrics.json").is_file()
     for run in ("score_model", "no_score_model"):
         assert f"| GRPO {run} |" in report
         assert (out / "grpo" / run / "reward_history.json").is_file()

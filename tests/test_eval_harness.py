@@ -127,3 +127,78 @@ def test_clip_eval_task(synthrs, tmp_path, data):
         assert 0 <= metrics["top1"] <= metrics["top5"] <= 1 and metrics["images"] == 12
     else:
         assert 0 <= metrics["image_to_text_R@1"] <= metrics["image_to_text_R@5"] <= metrics["image_to_text_R@10"] <= 1
+
+
+def test_raw_rsvqa_reader_follows_ids_and_skips_inactive(tmp_path):
+    (tmp_path / "Images_LR").mkdir()
+    questions = {
+        "questions": [
+            {
+                "id": 0,
+                "img_id": 7,
+                "type": "presence",
+                "question": "Is a road present?",
+                "answers_ids": [0],
+                "active": True,
+            },
+            {
+                "id": 1,
+                "img_id": 7,
+                "type": "count",
+                "question": "How many buildings?",
+                "answers_ids": [1],
+                "active": True,
+            },
+            {"id": 2, "img_id": 8, "type": "comp", "question": "Old?", "answers_ids": [2], "active": False},
+        ]
+    }
+    answers = {
+        "answers": [
+            {"id": 0, "question_id": 0, "answer": "yes", "active": True},
+            {"id": 1, "question_id": 1, "answer": 12, "active": True},
+            {"id": 2, "question_id": 2, "answer": "no", "active": True},
+        ]
+    }
+    (tmp_path / "LR_split_test_questions.json").write_text(json.dumps(questions))
+    (tmp_path / "LR_split_test_answers.json").write_text(json.dumps(answers))
+    rows = evalsets.read_rsvqa(tmp_path / "LR_split_test_questions.json", suffix=" Answer in a single word.")
+    assert [(r["question"], r["answer"], r["qtype"]) for r in rows] == [
+        ("Is a road present? Answer in a single word.", "yes", "presence"),
+        ("How many buildings? Answer in a single word.", "12", "count"),
+    ]
+    assert rows[0]["images"][0].endswith("Images_LR/7.tif") and rows[0]["task"] == "vqa"
+    assert [
+        r["qtype"] for r in evalsets.read_rsvqa(tmp_path / "LR_split_test_questions.json", types=("presence",))
+    ] == ["presence"]
+
+
+def test_dior_rsvg_reader_numbers_objects_across_files(tmp_path):
+    (tmp_path / "Annotations").mkdir()
+    (tmp_path / "JPEGImages").mkdir()
+
+    def obj(name, box, text):
+        return (
+            f"<object><name>{name}</name><pose>x</pose><bndbox><xmin>{box[0]}</xmin><ymin>{box[1]}</ymin>"
+            f"<xmax>{box[2]}</xmax><ymax>{box[3]}</ymax></bndbox><description>{text}</description></object>"
+        )
+
+    (tmp_path / "Annotations" / "00002.xml").write_text(
+        "<annotation><filename>00002.jpg</filename><size><width>800</width><height>800</height></size>"
+        + obj("ship", (1, 2, 30, 40), "the ship on the left")
+        + "</annotation>"
+    )
+    (tmp_path / "Annotations" / "00001.xml").write_text(
+        "<annotation><filename>00001.jpg</filename>"
+        + obj("vehicle", (5, 6, 7, 8), "the small vehicle")
+        + obj("bridge", (10, 20, 300, 400), "the long bridge")
+        + "</annotation>"
+    )
+    (tmp_path / "test.txt").write_text("1\n2\n")
+    rows = evalsets.read_dior_rsvg(tmp_path, "test")
+    # sorted files: 00001 holds objects 0 and 1, 00002 holds object 2
+    assert [(r["question"], r["answer"], r["bbox"]) for r in rows] == [
+        ("the long bridge", "bridge", [10.0, 20.0, 300.0, 400.0]),
+        ("the ship on the left", "ship", [1.0, 2.0, 30.0, 40.0]),
+    ]
+    assert rows[1]["size"] == [800, 800] and "size" not in rows[0]
+    assert rows[0]["images"][0].endswith("JPEGImages/00001.jpg") and rows[0]["task"] == "vg"

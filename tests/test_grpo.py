@@ -120,74 +120,62 @@ def test_grpo_two_steps_score_model_sees_pixels(rl_file, tmp_path, tiny_generato
     assert changed, "two GRPO steps changed no weight"
 
 
-def test_grpo_recipes_run_two_steps_from_the_command_line(rl_file, tmp_path, tiny_generator_path, tiny_reward_path):
-    out = tmp_path / "grpo"
+def _grpo(recipe, out, data, model, reward, *extra):
     args = [
         "grpo",
         "--config",
-        str(ROOT / "recipes/tiny/grpo/config_demo.yaml"),
+        str(ROOT / "recipes" / recipe),
         "--model_name_or_path",
-        tiny_generator_path,
+        model,
         "--reward_model_name_or_path",
-        tiny_reward_path,
+        reward,
         "--dataset_name",
-        str(rl_file),
+        str(data),
         "--output_dir",
         str(out),
         "--max_steps",
         "2",
-        "--per_device_train_batch_size",
-        "8",
         "--max_completion_length",
+        "8",
+        *extra,
+    ]
+    assert main(args) == 0, recipe
+
+
+def test_grpo_recipes_run_two_steps_from_the_command_line(
+    rl_file, tmp_path, tiny_generator_path, tiny_reward_path, gpu_recipe_on_cpu
+):
+    out = tmp_path / "grpo"
+    _grpo(
+        "tiny/grpo/config_demo.yaml",
+        out,
+        rl_file,
+        tiny_generator_path,
+        tiny_reward_path,
+        "--per_device_train_batch_size",
         "8",
         "--logging_steps",
         "1",
-    ]
-    assert main(args) == 0
+    )
     assert (out / "model.safetensors").is_file() and (out / "rejects.jsonl").is_file()
     history = json.loads((out / "reward_history.json").read_text())
     assert len(history) == 2 and "rewards/accuracy/mean" in history[0]
     # the 7B recipes (paper hyper-parameters) run the same code: parse them and take 2 tiny steps
     for recipe in ("config_rs_zero.yaml", "config_no_score_model.yaml"):
-        out = tmp_path / recipe
-        args = [
-            "grpo",
-            "--config",
-            str(ROOT / "recipes/qwen2-vl-7b/grpo" / recipe),
-            "--model_name_or_path",
+        _grpo(
+            f"qwen2-vl-7b/grpo/{recipe}",
+            tmp_path / recipe,
+            rl_file,
             tiny_generator_path,
-            "--reward_model_name_or_path",
             tiny_reward_path,
-            "--dataset_name",
-            str(rl_file),
-            "--output_dir",
-            str(out),
-            "--max_steps",
-            "2",
             "--use_vllm",
             "false",
             "--per_device_train_batch_size",
             "10",
-            "--max_completion_length",
-            "8",
-            "--use_cpu",
-            "true",
-            "--bf16",
-            "false",
-            "--gradient_checkpointing",
-            "false",
-            "--dtype",
-            "float32",
             "--reward_model_dtype",
             "float32",
-            "--min_pixels",
-            "3136",
-            "--max_pixels",
-            "12544",
-            "--report_to",
-            "none",
-        ]
-        assert main(args) == 0, recipe
+            *gpu_recipe_on_cpu,
+        )
 
 
 def test_a_typo_in_the_reward_routes_fails_before_loading(rl_file, tmp_path):

@@ -319,3 +319,44 @@ def test_a_bad_jsonl_line_is_rejected_not_fatal(tmp_path):
     rows = load_pool(str(tmp_path / "pool.jsonl"), rejects=rejects)
     assert [r["id"] for r in rows] == ["a", "c"]
     assert rejects.rows[0]["reason"].startswith("line 2 is not valid JSON")
+
+
+@pytest.mark.parametrize("recipe", ["config_all.yaml", "config_top30_scorers.yaml", "config_top30_clipscore.yaml"])
+def test_clip_recipes_train_two_steps(recipe, tmp_path):
+    from PIL import Image
+    from transformers import CLIPModel
+
+    from rs_reward.cli import main
+    from rs_reward.modeling import tiny_model_path
+
+    (tmp_path / "images").mkdir()
+    lines = ["filepath,title"]
+    for i in range(8):
+        Image.new("RGB", (64, 64), (30 * i, 80, 200 - 20 * i)).save(tmp_path / "images" / f"{i}.png")
+        lines.append(f"images/{i}.png,a satellite image with {i} ships")
+    (tmp_path / "pairs.csv").write_text("\n".join(lines) + "\n")
+    out = tmp_path / "clip"
+    root = Path(__file__).resolve().parent.parent
+    args = [
+        "clip",
+        "--config",
+        str(root / "recipes/clip-vit-l14/clip" / recipe),
+        "--model_name_or_path",
+        tiny_model_path("clip-tiny"),
+        "--train_file",
+        str(tmp_path / "pairs.csv"),
+        "--image_root",
+        str(tmp_path),
+        "--output_dir",
+        str(out),
+        "--global_batch_size",
+        "4",
+        "--max_steps",
+        "2",
+        "--warmup_steps",
+        "1",
+    ]
+    assert main(args) == 0
+    before = CLIPModel.from_pretrained(tiny_model_path("clip-tiny")).state_dict()
+    after = CLIPModel.from_pretrained(out).state_dict()
+    assert any(not torch.equal(after[k], before[k]) for k in after)

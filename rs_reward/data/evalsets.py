@@ -8,7 +8,9 @@ Readers (data_cards/ describes each layout):
   `conversations` (human `<image>\\n` + question, gpt answer), optional `size`, `type`;
 - `read_lhrs_bench` - LHRS-Bench `qa.json`: `data[].filename`, `qa_pairs[].question/choices/answer/type`;
 - `read_image_folder` - ImageFolder class sets (AID, NWPU-RESISC45, EuroSAT, WHU-RS19, SIRI-WHU, ...);
-- `read_karpathy` - Karpathy caption JSON (RSICD, UCM-Captions, Sydney-Captions) for captions and retrieval.
+- `read_karpathy` - Karpathy caption JSON (RSICD, UCM-Captions, Sydney-Captions) for captions and retrieval;
+- `read_rsvqa` - the raw RSVQA-LR / HR split files (`*_questions.json` + `*_answers.json`, images by id);
+- `read_dior_rsvg` - DIOR-RSVG from its XML annotations and split files of object indices.
 Image paths are absolute after reading, confined to their folder.
 """
 
@@ -134,4 +136,86 @@ def read_karpathy(path: str | Path, image_root: str | Path | None = None, split:
                 "task": "caption",
             }
         )
+    return rows
+
+
+RSVQA_IMAGE_FOLDERS = {"LR": "Images_LR", "USGS": "Data"}
+
+
+def read_rsvqa(
+    questions_file: str | Path,
+    image_root: str | Path | None = None,
+    types: tuple[str, ...] | None = None,
+    suffix: str = "",
+) -> list[dict]:
+    """The raw RSVQA split files: `{LR|USGS}_split_<split>_{questions,answers,images}.json` (lists indexed by id).
+
+    Only `active` questions are read; the answer is the first of `answers_ids`; the image is
+    `<image_root>/<Images_LR|Data>/<img_id>.tif` (image_root defaults to the JSON folder). `types` keeps only some
+    question types (ScoreRS drops `count` and `area`); `suffix` is appended to each question.
+    """
+    questions_file = Path(questions_file)
+    name = questions_file.name
+    if not name.endswith("_questions.json"):
+        raise ValueError(f"{questions_file}: expected a `..._questions.json` RSVQA file")
+    prefix = name.removesuffix("_questions.json")
+    answers = json.loads((questions_file.parent / f"{prefix}_answers.json").read_text(encoding="utf-8"))["answers"]
+    questions = json.loads(questions_file.read_text(encoding="utf-8"))["questions"]
+    folder = RSVQA_IMAGE_FOLDERS.get(prefix.split("_")[0], "Images_LR")
+    root = Path(image_root) if image_root else questions_file.parent
+    rows = []
+    for q in questions:
+        if not q.get("active", True) or (types and q.get("type") not in types):
+            continue
+        answer = answers[q["answers_ids"][0]]
+        if not answer.get("active", True):
+            continue
+        rows.append(
+            {
+                "id": f"rsvqa-{prefix}-{q['id']}",
+                "images": [str(confine_path(root, f"{folder}/{q['img_id']}.tif"))],
+                "question": q["question"] + suffix,
+                "answer": str(answer["answer"]),
+                "task": "vqa",
+                "qtype": q.get("type"),
+            }
+        )
+    return rows
+
+
+def read_dior_rsvg(root: str | Path, split: str = "test") -> list[dict]:
+    """DIOR-RSVG from its XML annotations: `Annotations/*.xml`, `JPEGImages/`, `<split>.txt` of object indices.
+
+    As the authors' loader: walk the XML files in sorted order, number every `<object>` with a running counter and
+    keep those whose number is in the split file; per object the class, the `bndbox` (absolute pixels) and the
+    referring expression (`description`). One grounding row (`task: vg`, `bbox` in pixels, `size`) per object.
+    """
+    import xml.etree.ElementTree as ET
+
+    root = Path(root)
+    wanted = {int(line) for line in (root / f"{split}.txt").read_text().split()}
+    rows, counter = [], 0
+    for xml_file in sorted((root / "Annotations").glob("*.xml")):
+        tree = ET.parse(xml_file).getroot()
+        filename = tree.findtext("filename") or f"{xml_file.stem}.jpg"
+        size = tree.find("size")
+        dims = [int(size.findtext("width")), int(size.findtext("height"))] if size is not None else None
+        for obj in tree.findall("object"):
+            if counter in wanted:
+                # by position, as the authors' loader: 0 class, 2 bndbox (xmin, ymin, xmax, ymax), 3 description
+                members = list(obj)
+                if len(members) < 4 or len(members[2]) < 4:
+                    raise ValueError(f"{xml_file}: object {counter} lacks class / bndbox / description")
+                rows.append(
+                    {
+                        "id": f"dior-rsvg-{counter}",
+                        "images": [str(confine_path(root, f"JPEGImages/{filename}"))],
+                        "question": (members[3].text or "").strip(),
+                        "answer": (members[0].text or "").strip(),
+                        "bbox": [float(child.text) for child in list(members[2])[:4]],
+                        "task": "vg",
+                        **({"size": dims} if dims else {}),
+                    }
+                )
+            counter += 1
     return rows

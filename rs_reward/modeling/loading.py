@@ -137,7 +137,10 @@ def load_reward_model(
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
         model = get_peft_model(model, reward_lora_config(model_args))
     elif trainable:
-        set_trainable(model, **model_args.trainable_parts())
+        parts = model_args.trainable_parts()
+        parts.pop("lm_head", None)  # a reward model has a score head instead
+        if parts:
+            set_trainable(model, **parts)
 
     if not trainable:
         model.eval().requires_grad_(False)

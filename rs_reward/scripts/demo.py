@@ -1,4 +1,4 @@
-"""Run the method end to end on CPU on SynthRS and write runs/demo/report.md (the stages that exist so far).
+"""Run the method end to end on CPU on SynthRS and write runs/demo/report.md, tables and plots included.
 
     rs-reward demo --config recipes/tiny/demo/config.yaml            # make demo
     rs-reward demo --config recipes/tiny/demo/config.yaml --quick    # the CI-sized variant
@@ -52,6 +52,13 @@ class DemoConfig:
     )
     vlm_eval_recipe: str = field(
         default="recipes/tiny/eval/config_vlm.yaml", metadata={"help": "VLM evaluation recipe."}
+    )
+    curated_clip_recipe: str = field(
+        default="recipes/tiny/clip/config_curated.yaml",
+        metadata={"help": "CLIP fine-tuning on each curation arm's captions (empty: skip the CLIP arms)."},
+    )
+    clip_eval_recipe: str = field(
+        default="recipes/tiny/eval/config_clip.yaml", metadata={"help": "CLIP evaluation recipe."}
     )
     arm_fraction: float = field(
         default=0.3, metadata={"help": "Keep fraction of the curated SFT arms (the paper: 30 %)."}
@@ -112,6 +119,108 @@ def arms_table(arm_metrics: dict[str, list[dict]]) -> str:
         rows.append(row)
     header = ["arm", "classification", "VQA", "multiple choice", "grounding Acc@0.5", "caption fact Jaccard"]
     return markdown_table(header, rows)
+
+
+CLIP_COLUMNS = ("top1", "image_to_text_R@1", "text_to_image_R@1", "image_to_text_R@5", "text_to_image_R@5")
+
+
+def clip_arm(demo, arm, seed, captions, pool_dir, base_clip, data, output, logger) -> dict:
+    """Fine-tune the CLIP baseline on an arm's captions; zero-shot classification and retrieval metrics."""
+    model_dir = output / "clip_arms" / f"{arm}-seed{seed}"
+    run_stage(
+        f"clip-{arm}-{seed}",
+        "clip",
+        [
+            "--config",
+            demo.curated_clip_recipe,
+            "--model_name_or_path",
+            str(base_clip),
+            "--train_file",
+            str(captions),
+            "--image_root",
+            pool_dir,
+            "--output_dir",
+            str(model_dir),
+            "--seed",
+            str(seed),
+            *(["--max_steps", str(demo.quick_steps), "--global_batch_size", "8"] if demo.quick else []),
+        ],
+        model_dir,
+        demo.force,
+        logger,
+    )
+    metrics = {}
+    for kind, eval_data in (
+        ("cls", data / "eval" / "classification"),
+        ("retrieval", data / "eval" / "dataset_synthrs.json"),
+    ):
+        eval_dir = output / "eval" / f"clip-{arm}-seed{seed}-{kind}"
+        run_stage(
+            f"eval-clip-{arm}-{seed}-{kind}",
+            "eval",
+            [
+                "--config",
+                demo.clip_eval_recipe,
+                "--model_name_or_path",
+                str(model_dir),
+                "--eval_data",
+                str(eval_data),
+                "--output_dir",
+                str(eval_dir),
+            ],
+            eval_dir,
+            demo.force,
+            logger,
+        )
+        metrics.update(json.loads((eval_dir / "metrics.json").read_text())["metrics"])
+    return metrics
+
+
+def clip_arms_table(arm_metrics: dict[str, list[dict]]) -> str:
+    """CLIP arms x metrics, mean +- std over seeds."""
+    import numpy as np
+
+    from rs_reward.eval.report import markdown_table
+
+    rows = []
+    for arm, runs in arm_metrics.items():
+        row = [arm]
+        for key in CLIP_COLUMNS:
+            values = [run[key] for run in runs if key in run]
+            row.append(
+                f"{np.mean(values):.3f} +- {np.std(values):.3f}"
+                if len(values) > 1
+                else f"{values[0]:.3f}"
+                if values
+                else "-"
+            )
+        rows.append(row)
+    return markdown_table(["arm", *CLIP_COLUMNS], rows)
+
+
+def evaluate_vlm_stage(demo, name: str, model_dir: Path, eval_dir: Path, data: Path, logger) -> tuple[float, dict]:
+    """Evaluate a VLM on the clean SynthRS splits (a stage): (seconds, metrics per task)."""
+    seconds = run_stage(
+        f"eval-{name}",
+        "eval",
+        [
+            "--config",
+            demo.vlm_eval_recipe,
+            "--model_name_or_path",
+            str(model_dir),
+            "--eval_data",
+            str(data / "eval" / "eval.jsonl"),
+            "--truth_scenes",
+            str(data),
+            "--output_dir",
+            str(eval_dir),
+            *(["--max_rows", str(demo.quick_eval_rows)] if demo.quick else []),
+        ],
+        eval_dir,
+        demo.force,
+        logger,
+    )
+    return seconds, json.loads((eval_dir / "metrics.json").read_text())["metrics"]
 
 
 def arm_score(metrics: dict) -> float:
@@ -366,6 +475,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{k}-{int(100 * demo.arm_fraction)}": (v, demo.arm_fraction) for k, v in scores.items()
     }
     arm_metrics: dict[str, list[dict]] = {}
+    clip_arm_metrics: dict[str, list[dict]] = {}
     start = time.perf_counter()
     for arm, (score_dir, fraction) in arms.items():
         subset = output / "curated" / arm
@@ -413,27 +523,22 @@ def main(argv: list[str] | None = None) -> int:
                 demo.force,
                 logger,
             )
-            run_stage(
-                f"eval-{arm}-{seed}",
-                "eval",
-                [
-                    "--config",
-                    demo.vlm_eval_recipe,
-                    "--model_name_or_path",
-                    str(model_dir),
-                    "--eval_data",
-                    str(data / "eval" / "eval.jsonl"),
-                    "--truth_scenes",
-                    str(data),
-                    "--output_dir",
-                    str(eval_dir),
-                    *(["--max_rows", str(demo.quick_eval_rows)] if demo.quick else []),
-                ],
-                eval_dir,
-                demo.force,
-                logger,
-            )
-            arm_metrics.setdefault(arm, []).append(json.loads((eval_dir / "metrics.json").read_text())["metrics"])
+            _, metrics = evaluate_vlm_stage(demo, f"{arm}-{seed}", model_dir, eval_dir, data, logger)
+            arm_metrics.setdefault(arm, []).append(metrics)
+            if demo.curated_clip_recipe:
+                clip_arm_metrics.setdefault(arm, []).append(
+                    clip_arm(
+                        demo,
+                        arm,
+                        seed,
+                        subset / rows_file.parent.name / "clip.csv",
+                        pool_dir,
+                        clip,
+                        data,
+                        output,
+                        logger,
+                    )
+                )
     timings["SFT + eval of the curation arms"] = time.perf_counter() - start
 
     # 11. GRPO from the best SFT arm, with and without the score-model reward; 12. best-of-N of that arm
@@ -465,27 +570,9 @@ def main(argv: list[str] | None = None) -> int:
             demo.force,
             logger,
         )
-        timings[f"eval GRPO ({name})"] = run_stage(
-            f"eval-grpo-{name}",
-            "eval",
-            [
-                "--config",
-                demo.vlm_eval_recipe,
-                "--model_name_or_path",
-                str(model_dir),
-                "--eval_data",
-                str(data / "eval" / "eval.jsonl"),
-                "--truth_scenes",
-                str(data),
-                "--output_dir",
-                str(eval_dir),
-                *(["--max_rows", str(demo.quick_eval_rows)] if demo.quick else []),
-            ],
-            eval_dir,
-            demo.force,
-            logger,
+        timings[f"eval GRPO ({name})"], grpo_metrics[name] = evaluate_vlm_stage(
+            demo, f"grpo-{name}", model_dir, eval_dir, data, logger
         )
-        grpo_metrics[name] = json.loads((eval_dir / "metrics.json").read_text())["metrics"]
         grpo_histories[name] = json.loads((model_dir / "reward_history.json").read_text())
     grpo_figures = grpo_curves(grpo_histories, output / "figures")
     bon = output / "bon"
@@ -582,6 +669,11 @@ def main(argv: list[str] | None = None) -> int:
         f"mean +- std over {demo.curation_seeds} seed(s)):",
         "",
         arms_table(arm_metrics),
+        "",
+        f"The CLIP baseline fine-tuned ({demo.curated_clip_recipe}) on the captions of each arm, then zero-shot scene",
+        "classification with the paper's prompt templates and image-text retrieval on the clean evaluation split:",
+        "",
+        clip_arms_table(clip_arm_metrics),
         "",
         "## 5. GRPO from the best SFT arm",
         "",

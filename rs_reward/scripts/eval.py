@@ -1,4 +1,4 @@
-"""Evaluate a reward model on held-out pairs, or how well scorers curate a pool against its true quality.
+"""Evaluate a reward model on held-out pairs, a VLM or CLIP on an eval set, or how scorers curate a pool.
 
 Reward models: pairwise accuracy per task/source/operator, an image-blind control, the rank correlation with
 true quality on SynthRS, a score histogram. Curation: precision of the kept sets for each scorer.
@@ -30,7 +30,8 @@ class EvalArguments:
     eval_format: str = field(
         default="auto",
         metadata={
-            "help": "canonical (eval.jsonl), vhm (VHM JSON), lhrs (LHRS-Bench), imagefolder, karpathy, or auto."
+            "help": "canonical (eval.jsonl), vhm (VHM JSON), lhrs (LHRS-Bench), imagefolder, karpathy, rsvqa (raw "
+            "RSVQA split files), dior_rsvg (DIOR-RSVG XML folder), or auto."
         },
     )
     truth_scenes: str | None = field(
@@ -121,7 +122,9 @@ def read_eval_rows(path: str, fmt: str) -> tuple[list[dict], list[str] | None]:
     p = Path(path)
     if fmt == "auto":
         if p.is_dir():
-            fmt = "imagefolder"
+            fmt = "dior_rsvg" if (p / "Annotations").is_dir() else "imagefolder"
+        elif p.name.endswith("_questions.json"):
+            fmt = "rsvqa"
         elif p.suffix == ".jsonl":
             fmt = "canonical"
         else:
@@ -140,6 +143,8 @@ def read_eval_rows(path: str, fmt: str) -> tuple[list[dict], list[str] | None]:
         "vhm": evalsets.read_vhm,
         "lhrs": evalsets.read_lhrs_bench,
         "karpathy": evalsets.read_karpathy,
+        "rsvqa": evalsets.read_rsvqa,
+        "dior_rsvg": evalsets.read_dior_rsvg,
     }
     if fmt not in readers:
         raise ValueError(f"unknown eval_format {fmt!r}")

@@ -23,6 +23,9 @@ class SFTScriptArguments:
     image_root: str | None = field(
         default=None, metadata={"help": "Folder image paths are relative to (default: the file's)."}
     )
+    tasks: str | None = field(
+        default=None, metadata={"help": "Keep only rows of these tasks, comma-separated (e.g. `caption`)."}
+    )
     max_train_rows: int | None = field(
         default=None, metadata={"help": "Use at most this many rows (shuffled by seed)."}
     )
@@ -53,6 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     script_args, training_args, model_args = parse(config_types(), argv)
     rejects = Rejects(strict=script_args.strict)
     train = load_sft_rows(script_args.dataset_name, script_args.image_root, rejects=rejects)
+    if script_args.tasks:
+        keep = {t.strip() for t in script_args.tasks.split(",")}
+        train = train.filter(lambda task: task in keep, input_columns="task")
+        if len(train) == 0:
+            raise ValueError(f"no SFT row of tasks {sorted(keep)} in {script_args.dataset_name}")
     if script_args.max_train_rows is not None and script_args.max_train_rows < len(train):
         train = train.shuffle(seed=training_args.seed).select(range(script_args.max_train_rows))
     output_dir = Path(training_args.output_dir)

@@ -1,6 +1,6 @@
 # The two set-up commands: `make demo` and `make test`. Each builds .venv when it is missing (torch pinned by
 # constraints.txt, so no CUDA wheels on a CPU machine), then runs. A second call installs nothing.
-.PHONY: demo test test-all quality style bench clean-venv
+.PHONY: demo demo-docs test test-all quality style bench bench-gpu clean-venv
 
 PYTHON ?= python3
 VENV := .venv
@@ -43,7 +43,18 @@ style: $(STAMP)
 	$(BIN)/ruff format .
 
 bench: $(STAMP)
-	$(OFFLINE) for b in bench/bench_*.py; do $(BIN)/python $$b || exit 1; done
+	$(OFFLINE) for b in bench/bench_synthrs.py bench/bench_scoring.py; do $(BIN)/python $$b || exit 1; done
+
+# On a CUDA machine: real-size Qwen2-VL with random weights (bench/README.md has the last results).
+bench-gpu: $(STAMP)
+	$(OFFLINE) $(BIN)/python bench/bench_gpu.py --out bench/results
+	$(OFFLINE) $(BIN)/python bench/bench_gpu_grpo.py --preset qwen2-vl-2b --out bench/results
+
+# Copy the last demo report and the figures it shows into docs/demo/ (what the README links to).
+demo-docs:
+	rm -rf docs/demo && mkdir -p docs/demo && cp runs/demo/report.md docs/demo/
+	cd runs/demo && for f in $$(grep -o '([A-Za-z0-9_/.-]*\.png)' report.md | tr -d '()'); do \
+		mkdir -p ../../docs/demo/$$(dirname $$f) && cp $$f ../../docs/demo/$$f; done
 
 clean-venv:
 	rm -rf $(VENV)

@@ -44,6 +44,21 @@ def test_auto_processor_returns_image_processor_without_torchvision(tiny_generat
     assert processor.tokenizer.eos_token == "<|im_end|>" and processor.tokenizer.pad_token == "<|endoftext|>"
 
 
+def test_with_torchvision_our_checkpoints_still_get_an_image_processor(tiny_generator_path, monkeypatch):
+    """With torchvision, AutoProcessor returns the bare tokenizer for a checkpoint saved without video processor
+    files (every checkpoint rs-reward writes); that would drop the images (seen on a GPU machine). Simulated here."""
+    from transformers import AutoTokenizer
+
+    from rs_reward.modeling import processing
+
+    monkeypatch.setattr(processing, "HAS_TORCHVISION", True)
+    monkeypatch.setattr(
+        processing.AutoProcessor, "from_pretrained", lambda path, **kw: AutoTokenizer.from_pretrained(path)
+    )
+    processor = processing.load_processor(tiny_generator_path)
+    assert isinstance(processor, processing.QwenVLImageProcessor) and processor.image_processor is not None
+
+
 def test_processor_pixel_budget_limits_image_tokens(tiny_generator_path, scene_images):
     small = load_processor(tiny_generator_path, min_pixels=28 * 28, max_pixels=56 * 56)
     large = load_processor(tiny_generator_path, min_pixels=28 * 28, max_pixels=112 * 112)

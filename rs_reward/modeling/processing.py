@@ -92,15 +92,21 @@ def load_processor(
     """Load the processor of a VLM checkpoint (or the tokenizer of a text model), with a pixel budget.
 
     For Qwen2-VL / Qwen2.5-VL without torchvision this returns `QwenVLImageProcessor`, whatever class the
-    checkpoint's files name. `name_or_path` may be a folder, a Hub id or a `tiny:<name>` alias.
+    checkpoint's files name; with torchvision, the stock processor when the checkpoint has its files, else
+    `QwenVLImageProcessor` (with the torchvision image processor). `name_or_path` may be a folder, a Hub id or a
+    `tiny:<name>` alias.
     """
     register_processors()
     name_or_path = resolve_model_path(name_or_path)
     kwargs = {"trust_remote_code": trust_remote_code, "revision": revision}
-    if not HAS_TORCHVISION and _model_type(name_or_path, **kwargs) in QWEN_VL_MODEL_TYPES:
-        processor = QwenVLImageProcessor.from_pretrained(name_or_path, **kwargs)
-    else:
+    qwen_vl = _model_type(name_or_path, **kwargs) in QWEN_VL_MODEL_TYPES
+    processor = None
+    if not (qwen_vl and not HAS_TORCHVISION):
         processor = AutoProcessor.from_pretrained(name_or_path, **kwargs)
+    if qwen_vl and not hasattr(processor, "image_processor"):
+        # No torchvision, or a checkpoint saved with `QwenVLImageProcessor` (no video processor files): with
+        # torchvision installed AutoProcessor then silently returns the bare tokenizer, which would drop the images.
+        processor = QwenVLImageProcessor.from_pretrained(name_or_path, **kwargs)
     set_pixel_budget(processor, min_pixels, max_pixels)
     tokenizer = getattr(processor, "tokenizer", processor)
     if padding_side is not None:

@@ -198,6 +198,27 @@ def clip_arms_table(arm_metrics: dict[str, list[dict]]) -> str:
     return markdown_table(["arm", *CLIP_COLUMNS], rows)
 
 
+def code_version() -> str:
+    """`commit <short hash>` (`+ local changes` when the tree is dirty), or `an unknown commit` outside git."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "an unknown commit"
+    return f"commit `{commit}`" + (" + local changes" if dirty else "")
+
+
 def evaluate_vlm_stage(demo, name: str, model_dir: Path, eval_dir: Path, data: Path, logger) -> tuple[float, dict]:
     """Evaluate a VLM on the clean SynthRS splits (a stage): (seconds, metrics per task)."""
     seconds = run_stage(
@@ -610,8 +631,8 @@ def main(argv: list[str] | None = None) -> int:
     report = [
         "# rs-reward demo report",
         "",
-        f"{'Quick (CI-sized) run' if demo.quick else 'Full run'}, seed {demo.seed}. Every number below was computed by",
-        "this run; the recipes of each stage are named in `recipes/tiny/demo/config.yaml`.",
+        f"{'Quick (CI-sized) run' if demo.quick else 'Full run'}, seed {demo.seed}, code at {code_version()}. Every number",
+        "below was computed by this run; the recipes of each stage are named in `recipes/tiny/demo/config.yaml`.",
         "",
         "## 1. SynthRS",
         "",

@@ -289,7 +289,7 @@ class RewardFunction:
 
     `accuracy` routes each row by its `reward_type`; a rule reward named directly applies to its own
     `reward_type` (None elsewhere) when the data has that column. With `format_gate`, a completion that fails the
-    format earns 0 accuracy. After each call `last` holds the per-row details the trainer's monitor reads: the
+    format earns 0 (every reward but the raw `score_model`, which can be negative). After each call `last` holds the per-row details the trainer's monitor reads: the
     reward, the rule reward (NaN where none), the score-model score (NaN where not scored).
     """
 
@@ -335,7 +335,9 @@ class RewardFunction:
             rewards[index] = values
             if name in RULE_REWARDS:
                 rule[index] = values
-        if self.format_gate and self.__name__ != "format":
+        # The gate zeroes non-negative rewards only: a raw score can be negative, and zeroing it would pay a
+        # badly formatted completion more than a well formatted one.
+        if self.format_gate and self.__name__ not in ("format", "score_model"):
             rewards = np.where(np.isnan(rewards), rewards, rewards * np.asarray(format_reward(batch)))
         scores = np.full(n, np.nan)
         if self.__name__ == "score_model":

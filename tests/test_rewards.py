@@ -200,3 +200,16 @@ def test_monitor_flags_a_score_model_that_prefers_wrong_answers():
     assert good["hacking/score_rule_auc"] == 1.0 and bad["hacking/score_rule_auc"] == 0.0
     assert good["hacking/high_score_rule_fail"] == 0.0 and bad["hacking/high_score_rule_fail"] == 1.0
     assert "hacking/score_rule_auc" not in hacking_metrics(ids, [np.nan] * 8, honest)
+
+
+def test_the_format_gate_never_pays_a_bad_format_through_a_negative_raw_score():
+    scorer = KeywordScorer()
+    rewards, _, _ = call(
+        "score_model",
+        ["pink pink", "<think>t</think><answer>pink pink</answer>"],
+        ["open"] * 2,
+        ["x"] * 2,
+        score_model=ScoreModel(scorer),
+        format_gate=True,
+    )
+    assert rewards == [-1.0, -1.0]  # raw scores, not gated to 0 for the badly formatted one

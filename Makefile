@@ -43,7 +43,7 @@ style: $(STAMP)
 	$(BIN)/ruff format .
 
 bench: $(STAMP)
-	$(OFFLINE) for b in bench/bench_synthrs.py bench/bench_scoring.py; do $(BIN)/python $$b || exit 1; done
+	for b in bench/bench_synthrs.py bench/bench_scoring.py; do $(OFFLINE) $(BIN)/python $$b || exit 1; done
 
 # On a CUDA machine: real-size Qwen2-VL with random weights (bench/README.md has the last results).
 bench-gpu: $(STAMP)

@@ -56,17 +56,11 @@ def synthrs_rows(n: int, tmp: Path) -> list[dict]:
     from rs_reward.data.synthrs import SynthRSConfig
     from rs_reward.data.synthrs import build as build_synthrs
 
-    config = SynthRSConfig(
+    config = SynthRSConfig.only(
         output_dir=str(tmp / "synthrs"),
         image_size=448,
         caption_pairs_train=n,
-        caption_pairs_test=0,
-        instruction_pairs_train=0,
-        instruction_pairs_test=0,
         pool_size=n,
-        pretrain_size=0,
-        eval_size=0,
-        rl_size=0,
         num_workers=8,
     )
     root = build_synthrs(config) / "pool"

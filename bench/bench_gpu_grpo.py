@@ -77,19 +77,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         n = args.steps * args.prompts_per_step + 8
         data = build_synthrs(
-            SynthRSConfig(
-                output_dir=f"{tmp}/synthrs",
-                image_size=size,
-                caption_pairs_train=0,
-                caption_pairs_test=0,
-                instruction_pairs_train=0,
-                instruction_pairs_test=0,
-                pool_size=0,
-                pretrain_size=0,
-                eval_size=0,
-                rl_size=n,
-                num_workers=4,
-            )
+            SynthRSConfig.only(output_dir=f"{tmp}/synthrs", image_size=size, rl_size=n, num_workers=4)
         )
         train = load_rl_prompts(str(data / "rl" / "prompts.jsonl"), prompt_suffix=THINK_ANSWER_SUFFIX)
         config = GRPOConfig(

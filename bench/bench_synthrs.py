@@ -21,22 +21,8 @@ from rs_reward.data.synthrs import GROUNDED_OPERATORS, SynthRSConfig, build, loa
 from rs_reward.data.synthrs.probes import colour_histogram_probe, pairs_from_rsrm, text_only_pair_probe
 
 
-EMPTY = dict(
-    caption_pairs_train=0,
-    caption_pairs_test=0,
-    instruction_pairs_train=0,
-    instruction_pairs_test=0,
-    pool_size=0,
-    pretrain_size=0,
-    eval_size=0,
-    rl_size=0,
-)
-
-
 def time_generation(scenes: int, workers: int, root: Path) -> float:
-    config = SynthRSConfig(
-        output_dir=str(root / f"speed{workers}"), num_workers=workers, **{**EMPTY, "pool_size": scenes}
-    )
+    config = SynthRSConfig.only(output_dir=str(root / f"speed{workers}"), num_workers=workers, pool_size=scenes)
     start = time.perf_counter()
     build(config, progress=False)
     return time.perf_counter() - start

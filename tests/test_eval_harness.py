@@ -18,18 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def synthrs(tmp_path_factory):
-    sizes = dict(
-        caption_pairs_train=0,
-        caption_pairs_test=0,
-        instruction_pairs_train=0,
-        instruction_pairs_test=0,
-        pool_size=0,
-        pretrain_size=0,
-        eval_size=12,
-        rl_size=0,
-        num_workers=1,
-    )
-    return build(SynthRSConfig(output_dir=str(tmp_path_factory.mktemp("ev") / "synthrs"), **sizes), progress=False)
+    config = SynthRSConfig.only(output_dir=str(tmp_path_factory.mktemp("ev") / "synthrs"), eval_size=12, num_workers=1)
+    return build(config, progress=False)
 
 
 def test_readers_agree_with_the_canonical_rows(synthrs):

@@ -27,18 +27,15 @@ REWARD_RECIPES = sorted((ROOT / "recipes").glob("*/reward/config_*.yaml"))
 
 @pytest.fixture(scope="module")
 def synthrs(tmp_path_factory):
-    sizes = dict(
+    config = SynthRSConfig.only(
+        output_dir=str(tmp_path_factory.mktemp("rs") / "synthrs"),
         caption_pairs_train=24,
         caption_pairs_test=12,
         instruction_pairs_train=24,
         instruction_pairs_test=12,
-        pool_size=0,
-        pretrain_size=0,
-        eval_size=0,
-        rl_size=0,
         num_workers=1,
     )
-    return build(SynthRSConfig(output_dir=str(tmp_path_factory.mktemp("rs") / "synthrs"), **sizes), progress=False)
+    return build(config, progress=False)
 
 
 def _cpu_args(tmp_path, **overrides):

@@ -257,18 +257,14 @@ def test_config_rejects_bad_values():
 
 
 def test_text_only_scorer_is_at_chance_on_grounded_operators(tmp_path):
-    sizes = dict(
-        SMALL,
+    config = SynthRSConfig.only(
+        output_dir=str(tmp_path / "p"),
         caption_pairs_train=500,
         instruction_pairs_train=300,
         caption_pairs_test=250,
         instruction_pairs_test=100,
-        pool_size=0,
-        pretrain_size=0,
-        eval_size=0,
-        rl_size=0,
     )
-    root = build(SynthRSConfig(output_dir=str(tmp_path / "p"), **sizes), progress=False)
+    root = build(config, progress=False)
     result = text_only_pair_probe(
         pairs_from_rsrm(root / "preference" / "train"), pairs_from_rsrm(root / "preference" / "test")
     )

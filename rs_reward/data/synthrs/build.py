@@ -94,6 +94,23 @@ class SynthRSConfig:
     )
     force: bool = field(default=False, metadata={"help": "Regenerate even if the folder matches this config."})
 
+    SIZE_FIELDS = (
+        "caption_pairs_train",
+        "caption_pairs_test",
+        "instruction_pairs_train",
+        "instruction_pairs_test",
+        "pool_size",
+        "pretrain_size",
+        "eval_size",
+        "rl_size",
+    )
+
+    @classmethod
+    def only(cls, **fields) -> SynthRSConfig:
+        """A config that writes only the parts given a size here (every other size is 0), e.g.
+        `SynthRSConfig.only(output_dir=..., eval_size=12)`."""
+        return cls(**{**dict.fromkeys(cls.SIZE_FIELDS, 0), **fields})
+
     def __post_init__(self):
         if not 56 <= self.image_size <= 448:
             raise ValueError(f"image_size must be in [56, 448], got {self.image_size}")

@@ -1,6 +1,6 @@
 # The two set-up commands: `make demo` and `make test`. Each builds .venv when it is missing (torch pinned by
 # constraints.txt, so no CUDA wheels on a CPU machine), then runs. A second call installs nothing.
-.PHONY: demo demo-docs test test-all quality style bench bench-gpu clean-venv
+.PHONY: demo demo-docs foundation test test-all quality style bench bench-gpu clean-venv
 
 PYTHON ?= python3
 VENV := .venv
@@ -27,6 +27,11 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(OFFLINE) $(BIN)/rs-reward demo --config recipes/tiny/demo/config.yaml $(ARGS)
+
+# Retrain the SynthRS foundation the demo starts from and publish it over the committed copy (about an hour on 2
+# CPU cores; rerun to resume after an interruption).
+foundation: $(STAMP)
+	$(OFFLINE) $(BIN)/rs-reward foundation --config recipes/tiny/foundation/config.yaml $(ARGS)
 
 test: $(STAMP)
 	$(OFFLINE) $(BIN)/python -m pytest -m "not slow" $(ARGS)

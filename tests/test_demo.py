@@ -9,11 +9,12 @@ from rs_reward.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 SECTIONS = (
     "## 1. SynthRS",
-    "## 2. Reward (score) model",
-    "## 3. Curation of the pool",
-    "## 4. Training on the curated data",
-    "## 5. GRPO from the best SFT arm",
-    "## 6. Best-of-N",
+    "## 2. The foundation: a tiny Qwen2-VL that sees SynthRS",
+    "## 3. Reward (score) model",
+    "## 4. Curation of the pool",
+    "## 5. Training on the curated data",
+    "## 6. GRPO from the best SFT arm",
+    "## 7. Best-of-N",
     "## Wall time",
 )
 
@@ -49,11 +50,18 @@ def test_quick_demo_runs_every_stage_and_writes_a_report(tmp_path):
         assert (out / figure).is_file(), figure
     assert (out / "curated" / "reward_model" / "keep-0p3" / "sft.jsonl").is_file()
     assert set(json.loads((out / "curation_metrics.json").read_text())) == {"reward_model", "clip", "random"}
-    for arm in ("full", "reward_model-30", "clip-30", "random-30"):
+    arms = ("full", "reward_model-p30s60", "clip-p30s60", "random-p30s60")
+    for arm in arms:
         assert f"| {arm} |" in report
         assert (out / "eval" / f"{arm}-seed0" / "metrics.json").is_file()
     assert "| arm | top1 | image_to_text_R@1 |" in report
-    for arm in ("full", "reward_model-30", "clip-30", "random-30"):
+    assert "| model | land_cover | presence | count | kind | colour | position | comparison |" in report
+    headline = json.loads((out / "metrics.json").read_text())
+    assert headline["score_model"]["accuracy"] == metrics["accuracy"]
+    assert set(headline["sft_arms"]) == set(arms)
+    assert set(headline["curation"]) == {"reward_model", "clip", "random"}
+    assert headline["foundation"]["perception_at_training"], "the committed foundation's own metrics are reported"
+    for arm in arms:
         assert (out / "eval" / f"clip-{arm}-seed0-retrieval" / "metrics.json").is_file()
     for run in ("score_model", "no_score_model"):
         assert f"| GRPO {run} |" in report

@@ -308,3 +308,24 @@ def test_caption_facts_parse_back_what_was_rendered(operator):
         assert scores["jaccard"] == pytest.approx(expected, abs=1e-4)
         checked += 1
     assert operator == "truncation" or checked >= 20
+
+
+def test_any_two_caption_operators_in_a_row_render_and_score():
+    """The pool applies 1-2 operators; a truncated caption that then lost a group once crashed the renderer."""
+    import itertools
+
+    from rs_reward.data.synthrs.world import sample_truth
+
+    rng = np.random.default_rng(0)
+    pairs = [*itertools.product(T.CAPTION_OPERATORS, repeat=2)] + [("truncation", "omission")] * 20
+    for first, second in pairs:
+        for _ in range(20):
+            scene = sample_truth(rng, "s", 112, max_groups=2)
+            for group in scene.groups:
+                group.objects = []
+            claims = T.apply_operator(first, T.claims_from_scene(scene, rng), scene, rng)
+            if claims is None:
+                continue
+            claims = T.apply_operator(second, claims, scene, rng) or claims
+            assert isinstance(T.render_text(claims), str)
+            assert 0.0 <= T.quality(claims, scene) <= 1.0

@@ -11,6 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+# Prompt layouts of the RS benchmarks (VHM / GeoChat grounding, LHRS-Bench multiple choice), shared by the
+# evaluation harness, the RL prompts and SynthRS, so training and evaluation ask the same way.
+GROUNDING_TEMPLATE = (
+    "Output the bounding box of the following object in the image. <|object_ref_start|>{}<|object_ref_end|>"
+)
+MC_SUFFIX = "\nChoices: {} Answer from the given choices with A., B., C., D., etc."
+
+
 def scored_conversation(question: str | None, answer: str, with_image: bool = True) -> list[dict]:
     """The conversation a score model reads: `[user: (image) + question, assistant: answer]`."""
     user = [{"type": "text", "text": question or ""}]

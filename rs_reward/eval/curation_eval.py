@@ -25,13 +25,22 @@ def curation_metrics(scores, truth, fractions=(0.1, 0.2, 0.3, 0.5), good_quality
     for task in sorted(merged["task"].unique()):
         part = merged[merged["task"] == task]
         out[f"spearman_{task}"] = spearman(part["score"].to_numpy(), part["quality"].to_numpy())
-    for fraction in fractions:
-        keep = select(merged, {"*": fraction})
-        out["by_fraction"][str(fraction)] = {
+    tasks = sorted(merged["task"].unique())
+    quality = merged["quality"].to_numpy()
+
+    def kept(keep):
+        return {
             "kept": int(keep.sum()),
             "precision": float(good[keep].mean()) if keep.any() else float("nan"),
-            "mean_true_quality": float(merged["quality"].to_numpy()[keep].mean()) if keep.any() else float("nan"),
+            "mean_true_quality": float(quality[keep].mean()) if keep.any() else float("nan"),
         }
+
+    # Global: one threshold over the whole pool; per task: each task keeps its own top fraction (the paper
+    # selects per task, since the score scales of captions and answers differ).
+    out["by_fraction_per_task"] = {}
+    for fraction in fractions:
+        out["by_fraction"][str(fraction)] = kept(select(merged, {"*": fraction}))
+        out["by_fraction_per_task"][str(fraction)] = kept(select(merged, dict.fromkeys(tasks, fraction)))
     return out
 
 
@@ -81,6 +90,12 @@ def format_curation(results: dict, fractions) -> str:
         [name, r["spearman_score_vs_true_quality"]] + [r["by_fraction"][str(f)]["precision"] for f in fractions]
         for name, r in results.items()
     ]
+    per_task_rows = [
+        [name, *[r.get(f"spearman_{t}", float("nan")) for t in ("caption", "instruction")]]
+        + [r["by_fraction_per_task"][str(f)]["precision"] for f in fractions]
+        for name, r in results.items()
+        if "by_fraction_per_task" in r
+    ]
     quality = [
         [name] + [r["by_fraction"][str(f)]["mean_true_quality"] for f in fractions] for name, r in results.items()
     ]
@@ -89,9 +104,19 @@ def format_curation(results: dict, fractions) -> str:
         [
             f"Pool: {pool['rows']} rows, {pool['good_share_in_pool']:.1%} of them good (true quality >= threshold).",
             "",
+            "One threshold over the whole pool:",
+            "",
             markdown_table(header, rows),
             "",
-            "Mean true quality of the kept rows:",
+            "Each task keeping its own top fraction (the paper's per-task selection):",
+            "",
+            markdown_table(
+                ["scorer", "Spearman (captions)", "Spearman (instructions)"]
+                + [f"precision @ {int(100 * f)} % per task" for f in fractions],
+                per_task_rows,
+            ),
+            "",
+            "Mean true quality of the kept rows (one threshold):",
             "",
             markdown_table(["scorer"] + [f"{int(100 * f)} %" for f in fractions], quality),
         ]

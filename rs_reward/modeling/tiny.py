@@ -16,6 +16,7 @@ Recipes and tests name them with the `tiny:` scheme, which every loader of this 
 | `qwen2-vl-tiny-reward` | `qwen2-vl-tiny` with a `score` head (same backbone weights) | ~0.4 M |
 | `qwen2.5-vl-tiny-reward` | `qwen2.5-vl-tiny` with a `score` head | ~0.4 M |
 | `clip-tiny` | CLIP, 2 x 64 text and vision, 112 px, patch 16 | ~0.3 M |
+| `qwen2-vl-synthrs` | `qwen2-vl-mini` pre-trained on SynthRS until it perceives it (committed, not built) | ~1.8 M |
 
 The tokenizer is a byte-level BPE trained in a second on a built-in remote-sensing corpus, with the Qwen
 special tokens, eos `<|im_end|>` and pad `<|endoftext|>` as in Qwen2-VL-Instruct, and the Qwen2-VL chat template.
@@ -298,8 +299,21 @@ def tiny_model_path(name: str, cache_dir: str | os.PathLike | None = None) -> st
     return str(target)
 
 
+# The trained SynthRS foundation ships with the package (weights committed; `make foundation` retrains it).
+FOUNDATION_NAME = "qwen2-vl-synthrs"
+FOUNDATION_DIR = Path(__file__).parent / "foundation" / FOUNDATION_NAME
+
+
 def resolve_model_path(name_or_path: str) -> str:
-    """`tiny:<name>` -> cached folder (built on first use); anything else is returned unchanged."""
+    """`tiny:<name>` -> cached folder (built on first use), `tiny:qwen2-vl-synthrs` -> the committed foundation;
+    anything else is returned unchanged."""
     if isinstance(name_or_path, str) and name_or_path.startswith(TINY_SCHEME):
-        return tiny_model_path(name_or_path[len(TINY_SCHEME) :])
+        name = name_or_path[len(TINY_SCHEME) :]
+        if name == FOUNDATION_NAME:
+            if not (FOUNDATION_DIR / "model.safetensors").is_file():
+                raise FileNotFoundError(
+                    f"the SynthRS foundation is missing at {FOUNDATION_DIR}; rebuild it with `make foundation`"
+                )
+            return str(FOUNDATION_DIR)
+        return tiny_model_path(name)
     return name_or_path

@@ -3,11 +3,12 @@
     rs-reward demo --config recipes/tiny/demo/config.yaml            # make demo
     rs-reward demo --config recipes/tiny/demo/config.yaml --quick    # the CI-sized variant
 
-Stages: SynthRS -> learnability probes -> pre-train a tiny base VLM on SynthRS captions and answers (the
-stand-in for a pretrained Qwen2-VL) -> train the reward model from it -> evaluate it per operator with the
-image-blind control -> train a tiny CLIP on clean captions (the CLIP-score baseline) -> score the pool with the
-reward model, CLIP and random -> keep 30 % (and P30S60) -> curation precision against the true quality -> SFT
-of the base on the full pool and on the top 30 % by each scorer -> evaluation of every arm on the clean splits ->
+Stages: SynthRS -> learnability probes -> the SynthRS foundation (a tiny Qwen2-VL pre-trained until it perceives
+the world, committed as `tiny:qwen2-vl-synthrs`; the stand-in for a pretrained Qwen2-VL) evaluated by question
+type -> train the reward model from it -> evaluate it per operator with the image-blind control -> train a tiny
+CLIP on clean captions (the CLIP-score baseline) -> score the pool with the reward model, CLIP and random -> keep
+30 % (and P30S60) -> curation precision against the true quality -> SFT of the foundation on the full pool and on
+P30S60 by each scorer (3 seeds) -> evaluation of every arm on the clean splits ->
 GRPO from the best SFT arm, with and without the score-model reward, and evaluation -> best-of-N of the best SFT
 arm against N per selector. Each stage runs its own task with its own recipe (named in the demo config) and is
 skipped when its output exists for the same arguments (`--force` redoes it).
@@ -31,8 +32,9 @@ class DemoConfig:
         metadata={"help": "Folder for every artifact and report.md (`-quick` is appended with --quick)."},
     )
     synth_recipe: str = field(default="recipes/tiny/synth/config_demo.yaml", metadata={"help": "SynthRS recipe."})
-    pretrain_recipe: str = field(
-        default="recipes/tiny/sft/config_pretrain.yaml", metadata={"help": "Base VLM pre-training recipe."}
+    foundation: str = field(
+        default="tiny:qwen2-vl-synthrs",
+        metadata={"help": "The VLM every stage starts from (`make foundation` retrains the committed one)."},
     )
     reward_recipe: str = field(
         default="recipes/tiny/reward/config_demo.yaml", metadata={"help": "Reward model recipe."}
@@ -60,10 +62,11 @@ class DemoConfig:
     clip_eval_recipe: str = field(
         default="recipes/tiny/eval/config_clip.yaml", metadata={"help": "CLIP evaluation recipe."}
     )
-    arm_fraction: float = field(
-        default=0.3, metadata={"help": "Keep fraction of the curated SFT arms (the paper: 30 %)."}
+    arm_selection: str = field(
+        default="caption=0.3,instruction=0.6",
+        metadata={"help": "Per-task keep fractions of the curated arms (the paper's P30S60)."},
     )
-    curation_seeds: int = field(default=1, metadata={"help": "SFT seeds per curation arm (mean and std over seeds)."})
+    curation_seeds: int = field(default=3, metadata={"help": "SFT seeds per curation arm (mean and std over seeds)."})
     grpo_recipes: str = field(
         default="recipes/tiny/grpo/config_demo.yaml,recipes/tiny/grpo/config_no_score_model.yaml",
         metadata={"help": "GRPO recipes run from the best SFT arm (comma-separated; the arm is the file's name)."},
@@ -79,7 +82,6 @@ class DemoConfig:
         default="recipes/tiny/synth/config_quick.yaml", metadata={"help": "SynthRS recipe of --quick."}
     )
     quick_steps: int = field(default=30, metadata={"help": "Training steps per stage with --quick."})
-    pretrain_epochs: float = field(default=2.0, metadata={"help": "Epochs of base pre-training (full run)."})
     reward_epochs: float = field(default=1.0, metadata={"help": "Epochs of reward training (full run)."})
     seed: int = field(default=0, metadata={"help": "Seed of every stage."})
     force: bool = field(default=False, metadata={"help": "Redo stages whose outputs already exist."})
@@ -99,26 +101,58 @@ ARM_COLUMNS = (
 
 
 def arms_table(arm_metrics: dict[str, list[dict]]) -> str:
-    """Arms x tasks, mean +- std over seeds."""
-    import numpy as np
-
+    """Arms x tasks, mean +- std over seeds, under the chance level of each task (VQA: its types are balanced)."""
+    from rs_reward.data.synthrs.texts import CLOSED_QTYPES, LAND_COVERS, QTYPE_CHANCE
     from rs_reward.eval.report import markdown_table
 
-    rows = []
+    vqa_chance = sum(QTYPE_CHANCE[t] for t in CLOSED_QTYPES) / len(CLOSED_QTYPES)
+    rows = [["chance", f"{1 / len(LAND_COVERS):.3f}", f"{vqa_chance:.3f}", "0.250", "~0", "0"]]
     for arm, runs in arm_metrics.items():
-        row = [arm]
-        for task, key in ARM_COLUMNS:
-            values = [run[task][key] for run in runs if task in run]
-            row.append(
-                f"{np.mean(values):.3f} +- {np.std(values):.3f}"
-                if len(values) > 1
-                else f"{values[0]:.3f}"
-                if values
-                else "-"
-            )
-        rows.append(row)
+        rows.append([arm] + [_mean_std([run[task][key] for run in runs if task in run]) for task, key in ARM_COLUMNS])
     header = ["arm", "classification", "VQA", "multiple choice", "grounding Acc@0.5", "caption fact Jaccard"]
     return markdown_table(header, rows)
+
+
+VQA_TYPES = ("land_cover", "presence", "count", "kind", "colour", "position", "comparison")
+
+
+def _mean_std(values: list[float]) -> str:
+    import numpy as np
+
+    if not values:
+        return "-"
+    return f"{np.mean(values):.3f} +- {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+
+def vqa_types_table(models: dict[str, list[dict]]) -> str:
+    """Models x VQA question types (strict match, mean +- std over seeds), with the chance level of each type."""
+    from rs_reward.data.synthrs.texts import QTYPE_CHANCE
+    from rs_reward.eval.report import markdown_table
+
+    rows = [["chance"] + [f"{QTYPE_CHANCE[t]:.3f}" for t in VQA_TYPES]]
+    for name, runs in models.items():
+        rows.append(
+            [name] + [_mean_std([r[f"vqa/{t}"]["correct"] for r in runs if f"vqa/{t}" in r]) for t in VQA_TYPES]
+        )
+    return markdown_table(["model", *VQA_TYPES], rows)
+
+
+def summarise_runs(runs: list[dict]) -> dict:
+    """{task or task/qtype: {metric: {"mean", "std", "runs"}}} over the seeds of one arm (for metrics.json)."""
+    import numpy as np
+
+    out = {}
+    for task in sorted({t for r in runs for t in r}):
+        keys = sorted({k for r in runs if task in r for k in r[task] if k != "rows"})
+        out[task] = {
+            k: {
+                "mean": float(np.mean([r[task][k] for r in runs if task in r])),
+                "std": float(np.std([r[task][k] for r in runs if task in r])),
+                "runs": [r[task][k] for r in runs if task in r],
+            }
+            for k in keys
+        }
+    return out
 
 
 CLIP_COLUMNS = ("top1", "image_to_text_R@1", "text_to_image_R@1", "image_to_text_R@5", "text_to_image_R@5")
@@ -196,27 +230,6 @@ def clip_arms_table(arm_metrics: dict[str, list[dict]]) -> str:
             )
         rows.append(row)
     return markdown_table(["arm", *CLIP_COLUMNS], rows)
-
-
-def code_version() -> str:
-    """`commit <short hash>` (`+ local changes` when the tree is dirty), or `an unknown commit` outside git."""
-    import subprocess
-
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "an unknown commit"
-    return f"commit `{commit}`" + (" + local changes" if dirty else "")
 
 
 def evaluate_vlm_stage(demo, name: str, model_dir: Path, eval_dir: Path, data: Path, logger) -> tuple[float, dict]:
@@ -339,6 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     from rs_reward.eval.curation_eval import compare_scorers, format_curation
     from rs_reward.eval.report import image_sheet, markdown_table, write_atomic
     from rs_reward.eval.reward_eval import format_reward_metrics
+    from rs_reward.hub import code_version
 
     from ._common import parse, setup_logging, summary_table
 
@@ -379,27 +393,18 @@ def main(argv: list[str] | None = None) -> int:
     sheet = image_sheet([im for im, _ in images[:18]], output / "figures" / "synthrs_samples.png")
     timings["probes"] = time.perf_counter() - start
 
-    # 3. Base VLM pre-training, 4. reward model (+ held-out evaluation with the image-blind control)
+    # 3. The foundation (committed; `make foundation` retrains it), evaluated on the clean splits by question type
+    from rs_reward.modeling.tiny import resolve_model_path
+
     length = ["--max_steps", str(demo.quick_steps)] if demo.quick else []
     common = ["--seed", str(demo.seed)]
-    base, reward = output / "base", output / "reward"
-    timings["pretrain base VLM"] = run_stage(
-        "pretrain",
-        "sft",
-        [
-            "--config",
-            demo.pretrain_recipe,
-            "--dataset_name",
-            str(data / "pretrain" / "sft.jsonl"),
-            "--output_dir",
-            str(base),
-            *(length or ["--num_train_epochs", str(demo.pretrain_epochs)]),
-            *common,
-        ],
-        base,
-        demo.force,
-        logger,
+    base, reward = Path(resolve_model_path(demo.foundation)), output / "reward"
+    foundation_card = json.loads((base / "metrics.json").read_text()) if (base / "metrics.json").is_file() else {}
+    timings["eval foundation"], foundation_metrics = evaluate_vlm_stage(
+        demo, "foundation", base, output / "eval" / "foundation", data, logger
     )
+
+    # 4. Reward model from the foundation (+ held-out evaluation with the image-blind control)
     timings["reward model"] = run_stage(
         "reward",
         "reward",
@@ -490,11 +495,10 @@ def main(argv: list[str] | None = None) -> int:
     (output / "curation_metrics.json").write_text(json.dumps(curation, indent=2) + "\n")
     timings["curation report"] = time.perf_counter() - start
 
-    # 9. SFT from the base on the full pool and on the top fraction by each scorer; 10. evaluate every arm
+    # 9. SFT from the foundation on the full pool and on each scorer's per-task selection; 10. evaluate every arm
     pool_csv, pool_dir = str(data / "pool" / "pool.csv"), str(data / "pool")
-    arms = {"full": (scores["random"], 1.0)} | {
-        f"{k}-{int(100 * demo.arm_fraction)}": (v, demo.arm_fraction) for k, v in scores.items()
-    }
+    arm_tag = "p" + "s".join(str(round(100 * float(part.split("=")[1]))) for part in demo.arm_selection.split(","))
+    arms = {"full": (scores["random"], "1.0")} | {f"{k}-{arm_tag}": (v, demo.arm_selection) for k, v in scores.items()}
     arm_metrics: dict[str, list[dict]] = {}
     clip_arm_metrics: dict[str, list[dict]] = {}
     start = time.perf_counter()
@@ -520,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             logger,
         )
         rows_file = next(subset.glob("keep-*/sft.jsonl"))
-        for seed in range(demo.seed, demo.seed + demo.curation_seeds):
+        for seed in range(demo.seed, demo.seed + (1 if demo.quick else demo.curation_seeds)):
             model_dir, eval_dir = output / "sft" / f"{arm}-seed{seed}", output / "eval" / f"{arm}-seed{seed}"
             run_stage(
                 f"sft-{arm}-{seed}",
@@ -660,17 +664,38 @@ def main(argv: list[str] | None = None) -> int:
             ],
         ),
         "",
-        "## 2. Reward (score) model",
+        "## 2. The foundation: a tiny Qwen2-VL that sees SynthRS",
         "",
-        f"A tiny Qwen2-VL (`{demo.pretrain_recipe}` pre-trains it on SynthRS captions and answers, then",
-        f"`{demo.reward_recipe}` trains the score head and the whole model on the preference pairs). Held-out pairs,",
-        "with the same model scoring every image blanked (image-blind control):",
+        f"Every stage starts from `{demo.foundation}` ({foundation_card.get('parameters', '?')} parameters), pre-trained",
+        f"once by `recipes/tiny/foundation/config.yaml` ({foundation_card.get('steps', '?')} steps,"
+        f" {foundation_card.get('minutes', '?')} min on {foundation_card.get('machine', '?')}; `make foundation`), the",
+        "stand-in for the pretrained Qwen2-VL the paper starts from. Its held-out perception on fresh scenes when it",
+        "was trained (many questions per scene):",
+        "",
+        markdown_table(
+            ["question type", "accuracy", "chance", "questions"],
+            [
+                [t, m["accuracy"], m["chance"], m["questions"]]
+                for t, m in foundation_card.get("perception", {}).items()
+            ],
+        ),
+        "",
+        "And on this run's clean evaluation split (one VQA question per scene), with the other tasks:",
+        "",
+        vqa_types_table({"foundation": [foundation_metrics]}),
+        "",
+        arms_table({"foundation": [foundation_metrics]}),
+        "",
+        "## 3. Reward (score) model",
+        "",
+        f"The foundation with a score head, trained by `{demo.reward_recipe}` on the preference pairs (head and whole",
+        "model). Held-out pairs, with the same model scoring every image blanked (image-blind control):",
         "",
         format_reward_metrics(reward_metrics),
         "",
         "![score histogram](reward/figures/score_histogram.png)",
         "",
-        "## 3. Curation of the pool",
+        "## 4. Curation of the pool",
         "",
         "The pool (captions and answers of mixed quality, as a generator VLM writes them) scored by the reward model,",
         "by a tiny CLIP trained on clean SynthRS captions (cosine of image and text embeddings) and at random; the",
@@ -682,27 +707,36 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Curated subsets (30 %, P30S60, ...) with their data cards: `{curated}`.",
         "",
-        "## 4. Training on the curated data",
+        "## 5. Training on the curated data",
         "",
-        f"The base VLM fine-tuned ({demo.curated_sft_recipe}) on the whole pool and on the top"
-        f" {int(100 * demo.arm_fraction)} % by each scorer, then evaluated on the clean SynthRS splits (strict match for",
-        "classification and VQA, option letter for multiple choice, Acc@IoU 0.5 for grounding, fact Jaccard for captions;",
-        f"mean +- std over {demo.curation_seeds} seed(s)):",
+        f"The foundation fine-tuned ({demo.curated_sft_recipe}) on the whole pool and on each scorer's per-task",
+        f"selection ({demo.arm_selection}, the paper's P30S60), then evaluated on the clean SynthRS splits (strict match",
+        "for classification and VQA, option letter for multiple choice, Acc@IoU 0.5 for grounding, fact Jaccard for",
+        f"captions; mean +- std over {len(next(iter(arm_metrics.values())))} seed(s)):",
         "",
         arms_table(arm_metrics),
+        "",
+        "VQA by question type:",
+        "",
+        vqa_types_table(arm_metrics),
         "",
         f"The CLIP baseline fine-tuned ({demo.curated_clip_recipe}) on the captions of each arm, then zero-shot scene",
         "classification with the paper's prompt templates and image-text retrieval on the clean evaluation split:",
         "",
         clip_arms_table(clip_arm_metrics),
         "",
-        "## 5. GRPO from the best SFT arm",
+        "## 6. GRPO from the best SFT arm",
         "",
         f"The best SFT arm (`{best_arm}`, by the mean of the columns above) trained with GRPO on SynthRS RL prompts,",
         "once with the score-model reward on open prompts (`score_vs_reference`) plus exact match on closed ones, and",
         "once with exact match alone (recipes in the demo config). Held-out evaluation before and after:",
         "",
         arms_table(
+            {f"SFT {best_arm} (before)": arm_metrics[best_arm][:1]}
+            | {f"GRPO {name}": [metrics] for name, metrics in grpo_metrics.items()}
+        ),
+        "",
+        vqa_types_table(
             {f"SFT {best_arm} (before)": arm_metrics[best_arm][:1]}
             | {f"GRPO {name}": [metrics] for name, metrics in grpo_metrics.items()}
         ),
@@ -715,7 +749,7 @@ def main(argv: list[str] | None = None) -> int:
         "",
         grpo_table(grpo_histories),
         "",
-        "## 6. Best-of-N",
+        "## 7. Best-of-N",
         "",
         f"N answers sampled once per held-out question from `{best_arm}` (temperature"
         f" {bon_metrics['temperature']}, {bon_metrics['repeats']} sub-sample draws per N), one picked by each selector;",
@@ -734,6 +768,45 @@ def main(argv: list[str] | None = None) -> int:
         "",
     ]
     path = write_atomic(output / "report.md", "\n".join(report))
+    headline = {
+        "code": code_version(),
+        "seed": demo.seed,
+        "quick": demo.quick,
+        "foundation": {
+            "model": demo.foundation,
+            "perception_at_training": foundation_card.get("perception", {}),
+            "eval_split": foundation_metrics,
+        },
+        "score_model": {
+            "accuracy": reward_metrics["accuracy"],
+            "accuracy_by_operator": reward_metrics.get("accuracy_by_operator", {}),
+            "image_blind": reward_metrics.get("image_blind", {}),
+            "spearman_score_vs_true_quality": reward_metrics.get("spearman_score_vs_true_quality"),
+        },
+        "curation": {
+            name: {
+                "spearman_score_vs_true_quality": r["spearman_score_vs_true_quality"],
+                "precision": {f: v["precision"] for f, v in r["by_fraction"].items()},
+                "precision_per_task": {f: v["precision"] for f, v in r.get("by_fraction_per_task", {}).items()},
+            }
+            for name, r in curation.items()
+        },
+        "sft_arms": {arm: summarise_runs(runs) for arm, runs in arm_metrics.items()},
+        "clip_arms": {
+            arm: summarise_runs([{"clip": r} for r in runs])["clip"] for arm, runs in clip_arm_metrics.items()
+        },
+        "grpo": {
+            "eval": grpo_metrics,
+            "first_last": {
+                run: {k: [h[0].get(k), h[-1].get(k)] for k in ("reward", "hacking/score_rule_auc")}
+                for run, h in grpo_histories.items()
+                if h
+            },
+        },
+        "best_of_n": bon_metrics.get("results", {}),
+        "wall_seconds": timings,
+    }
+    write_atomic(output / "metrics.json", json.dumps(headline, indent=1, default=float) + "\n")
     rows = {f"{k} (s)": round(v, 1) for k, v in timings.items()}
     rows.update(
         {

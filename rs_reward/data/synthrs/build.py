@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..chat import MC_SUFFIX
 from . import texts as T
 from .world import IMAGE_FORMATS, LAND_COVERS, POSITIONS, Scene, encode_image, render, sample_truth
 
@@ -170,6 +171,55 @@ def _closed_candidates(qa, rng):
             yield T.degenerate_answer(qa.answer, rng)
 
 
+INSTRUCTION_KINDS = ("vqa", "cls", "mc", "vg")  # the instruction tasks the evaluation reports
+MC_TYPES = ("count", "land_cover", "position", "colour")
+
+
+@dataclass
+class Instruction:
+    """A closed instruction as the evaluation asks it: `question` is the full user turn (choices and grounding
+    template included), `answer` the reference, `wrong` an endless stream of (text, operator, quality) worse
+    answers (wrong values of the same answer space, and degenerate ones)."""
+
+    kind: str  # vqa, cls, mc or vg
+    qtype: str
+    question: str
+    answer: str
+    wrong: object
+
+
+def make_instruction(scene, rng: np.random.Generator, kind: str) -> Instruction:
+    if kind == "vg":
+        targets = T.grounding_targets(scene)
+        if not targets:
+            kind = "vqa"
+        else:
+            expression, box = targets[int(rng.integers(len(targets)))]
+
+            def wrong_boxes():
+                while True:
+                    if rng.random() < 0.75:
+                        yield json.dumps(list(T.wrong_box(box, scene.size, rng))), "wrong_position", 0.0
+                    else:
+                        yield T.GENERIC_ANSWERS[int(rng.integers(len(T.GENERIC_ANSWERS)))], "generic", 0.0
+
+            return Instruction("vg", "vg", T.grounding_question(expression), json.dumps(list(box)), wrong_boxes())
+    if kind == "cls":
+        names = tuple(T.LAND_COVER_NAME[lc] for lc in LAND_COVERS)
+        qa = T.ClosedQA("cls", T.classification_question(), T.LAND_COVER_NAME[scene.land_cover], names)
+        qa.wrong_operator = dict.fromkeys(names, "wrong_land_cover")
+        return Instruction("cls", "cls", qa.question, qa.answer, _closed_candidates(qa, rng))
+    if kind == "mc":
+        qa = T.closed_question(scene, rng, qtype=MC_TYPES[int(rng.integers(len(MC_TYPES)))])
+        choices, _, letter = T.multiple_choice(qa, rng)
+        letters = tuple("ABCD"[: len(choices.split(". ")) - 1])
+        mc = T.ClosedQA("mc", qa.question + MC_SUFFIX.format(choices), letter, letters)
+        mc.wrong_operator = dict.fromkeys(letters, T.QTYPE_OPERATOR.get(qa.qtype, "wrong_answer"))
+        return Instruction("mc", qa.qtype, mc.question, letter, _closed_candidates(mc, rng))
+    qa = T.closed_question(scene, rng)
+    return Instruction("vqa", qa.qtype, qa.question, qa.answer, _closed_candidates(qa, rng))
+
+
 def make_preference_item(config: SynthRSConfig, part: str, index: int) -> dict:
     scene, image, rng = _scene(config, part, index)
     k = int(rng.integers(1, config.max_rejected + 1))
@@ -188,9 +238,9 @@ def make_preference_item(config: SynthRSConfig, part: str, index: int) -> dict:
         operators = [op for op in config.caption_operators if scope == "all" or op != "wrong_land_cover"]
         rejected = _pick_rejected(_caption_candidates(claims, scene, rng, operators), chosen_quality, k)
     else:
-        qa = T.closed_question(scene, rng)
-        question, qtype, chosen, chosen_quality = qa.question, qa.qtype, qa.answer, 1.0
-        rejected = _pick_rejected(_closed_candidates(qa, rng), chosen_quality, k)
+        instruction = make_instruction(scene, rng, INSTRUCTION_KINDS[int(rng.integers(len(INSTRUCTION_KINDS)))])
+        question, qtype, chosen, chosen_quality = instruction.question, instruction.qtype, instruction.answer, 1.0
+        rejected = _pick_rejected(instruction.wrong, chosen_quality, k)
     return {
         "scene": scene.to_dict(),
         "image": image,
@@ -209,18 +259,19 @@ def make_pool_item(config: SynthRSConfig, part: str, index: int) -> dict:
     scene, image, rng = _scene(config, part, index)
     bad = rng.random() < config.pool_bad_fraction
     if rng.random() < config.pool_instruction_fraction:
-        qa = T.closed_question(scene, rng)
-        text, operators, q = qa.answer, [], 1.0
+        instruction = make_instruction(scene, rng, INSTRUCTION_KINDS[index % len(INSTRUCTION_KINDS)])
+        text, operators, q = instruction.answer, [], 1.0
         if bad:
-            text, op, q = next(_closed_candidates(qa, rng))
+            text, op, q = next(instruction.wrong)
             operators = [op]
         return {
             "scene": scene.to_dict(),
             "image": image,
-            "question": qa.question,
+            "question": instruction.question,
             "text": text,
             "task": "instruction",
-            "qtype": qa.qtype,
+            "qtype": instruction.qtype,
+            "instruction": instruction.kind,
             "quality": q,
             "operators": operators,
         }
@@ -263,8 +314,8 @@ def make_pretrain_item(config: SynthRSConfig, part: str, index: int) -> dict:
 
 def make_eval_item(config: SynthRSConfig, part: str, index: int) -> dict:
     scene, image, rng = _scene(config, part, index)
-    qa = T.closed_question(scene, rng)
-    mc_qa = T.closed_question(scene, rng, qtype=("count", "land_cover", "position", "colour")[index % 4])
+    qa = T.closed_question(scene, rng, qtype=T.CLOSED_QTYPES[index % len(T.CLOSED_QTYPES)])  # types balanced
+    mc_qa = T.closed_question(scene, rng, qtype=MC_TYPES[index % len(MC_TYPES)])
     choices, options, letter = T.multiple_choice(mc_qa, rng)
     targets = T.grounding_targets(scene)
     grounding = targets[int(rng.integers(len(targets)))] if targets else None
@@ -292,9 +343,9 @@ def make_rl_item(config: SynthRSConfig, part: str, index: int) -> dict:
         qa = T.closed_question(scene, rng)
         prompt, solution = qa.question + " Answer with one word or number.", qa.answer
     elif reward_type == "mc":
-        qa = T.closed_question(scene, rng, qtype=("count", "land_cover", "position", "colour")[index // 4 % 4])
+        qa = T.closed_question(scene, rng, qtype=MC_TYPES[index // 4 % len(MC_TYPES)])
         choices, _, letter = T.multiple_choice(qa, rng)
-        prompt = f"{qa.question}\nChoices: {choices} Answer from the given choices with A., B., C., D., etc."
+        prompt = qa.question + MC_SUFFIX.format(choices)
         solution = letter
     elif reward_type == "iou":
         expression, box = targets[int(rng.integers(len(targets)))]
@@ -413,6 +464,7 @@ class _Writer:
                 "operators": ",".join(item["operators"]),
                 "task": item["task"],
                 "qtype": item["qtype"],
+                "instruction": item.get("instruction", ""),
             }
         )
 
@@ -447,10 +499,7 @@ class _Writer:
         land_cover = scene["land_cover"]
         _save_image(root / "classification" / land_cover, name, item["image"])
         size = [scene["size"], scene["size"]]
-        classes = ", ".join(T.LAND_COVER_NAME[lc] for lc in LAND_COVERS)
-        cls_q = (
-            f"Classify the image into one of the following classes: {classes}. Answer with one word or short phrase."
-        )
+        cls_q = T.classification_question()
         question, answer, qtype = item["vqa"]
         mc_question, choices, letter, mc_type = item["mc"]
 
@@ -606,9 +655,6 @@ class _Writer:
             if scenes:
                 _write_jsonl(self.root / "truth" / f"scenes_{part}.jsonl", scenes)
         return counts
-
-
-MC_TYPES = ("count", "land_cover", "position", "colour")
 
 
 def _vhm_record(image: str, size: list[int], question: str, answer: str, qtype: str) -> dict:

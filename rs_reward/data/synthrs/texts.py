@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..chat import GROUNDING_TEMPLATE
 from .world import COLOURS, LAND_COVERS, MAX_COUNT, OBJECT_KINDS, POSITIONS, Scene, sample_truth
 
 
@@ -265,7 +266,8 @@ def apply_operator(name: str, claims: Claims, scene: Scene, rng: np.random.Gener
         swapped.opening = c.opening
         c = swapped
     elif name == "omission":  # vaguer: drop a detail, or a whole group when there are several
-        options = [("drop", i) for i in range(len(groups)) if len(groups) > 1]
+        # A truncated text keeps its sentences: dropping one would move the cut (it names a sentence index).
+        options = [("drop", i) for i in range(len(groups)) if len(groups) > 1 and c.truncate_at is None]
         options += [
             (a, i) for i, g in enumerate(groups) for a in ("count", "colour", "cell") if getattr(g, a) is not None
         ]
@@ -315,11 +317,24 @@ QTYPE_OPERATOR = {
     "position": "wrong_position",
     "colour": "wrong_attribute",
     "comparison": "wrong_comparison",
+    "kind": "hallucinated_object",
 }
-CLOSED_QTYPES = ("presence", "count", "land_cover", "position", "colour", "comparison")
+CLOSED_QTYPES = ("presence", "count", "land_cover", "position", "colour", "comparison", "kind")
+# The answer space of each type, for chance levels in reports (presence / comparison: yes or no).
+QTYPE_CHANCE = {
+    "presence": 1 / 2,
+    "count": 1 / MAX_COUNT,
+    "land_cover": 1 / len(LAND_COVERS),
+    "position": 1 / len(POSITIONS),
+    "colour": 1 / len(COLOURS),
+    "comparison": 1 / 2,
+    "kind": 1 / len(OBJECT_KINDS),
+}
 
 
-def closed_question(scene: Scene, rng: np.random.Generator, qtype: str | None = None) -> ClosedQA:
+def closed_question(scene: Scene, rng: np.random.Generator, qtype: str | None = None, group=None) -> ClosedQA:
+    """A closed question of `qtype` (drawn when None); questions about one object group ask about `group`
+    (drawn among the scene's groups when None)."""
     qtype = qtype or CLOSED_QTYPES[int(rng.integers(len(CLOSED_QTYPES)))]
     present = [g.kind for g in scene.groups]
     if qtype == "presence":  # half about a present kind, half about an absent one
@@ -334,8 +349,12 @@ def closed_question(scene: Scene, rng: np.random.Generator, qtype: str | None = 
         return ClosedQA(
             qtype, "What is the main land cover type in this image?", LAND_COVER_NAME[scene.land_cover], names
         )
-    g = scene.groups[int(rng.integers(len(scene.groups)))]
+    g = group if group is not None else scene.groups[int(rng.integers(len(scene.groups)))]
     plural = KIND_NOUN[g.kind][1]
+    if qtype == "kind":
+        nouns = tuple(KIND_NOUN[k][0] for k in OBJECT_KINDS)
+        question = f"What kind of object is {POSITION_PHRASE[g.position]} of the image?"
+        return ClosedQA(qtype, question, KIND_NOUN[g.kind][0], nouns)
     if qtype == "count":
         space = tuple(str(n) for n in range(1, MAX_COUNT + 1))
         return ClosedQA(qtype, f"How many {plural} are there in the image?", str(g.count), space)
@@ -350,6 +369,23 @@ def closed_question(scene: Scene, rng: np.random.Generator, qtype: str | None = 
         question = f"Are there more {KIND_NOUN[first][1]} than {KIND_NOUN[second][1]} in the image?"
         return ClosedQA(qtype, question, answer, ("yes", "no"))
     raise ValueError(f"unknown question type {qtype!r}")
+
+
+def dense_questions(scene: Scene, rng: np.random.Generator) -> list[ClosedQA]:
+    """Many short questions about one image (one vision pass, many supervised answers): the land cover, one
+    present and one absent kind, and per object group its kind, count, colour and position, in random order."""
+    questions = [closed_question(scene, rng, "land_cover")]
+    present = {g.kind for g in scene.groups}
+    for pool, answer in ((sorted(present), "yes"), ([k for k in OBJECT_KINDS if k not in present], "no")):
+        kind = pool[int(rng.integers(len(pool)))]
+        questions.append(
+            ClosedQA("presence", f"Is there any {KIND_NOUN[kind][0]} in the image?", answer, ("yes", "no"))
+        )
+    for g in scene.groups:
+        questions += [closed_question(scene, rng, qtype, group=g) for qtype in ("kind", "count", "colour", "position")]
+    questions.append(closed_question(scene, rng, "comparison"))
+    order = rng.permutation(len(questions))
+    return [questions[i] for i in order]
 
 
 def wrong_answer(qa: ClosedQA, rng: np.random.Generator) -> tuple[str, str]:
@@ -384,8 +420,31 @@ def grounding_targets(scene: Scene) -> list[tuple[str, tuple[int, int, int, int]
     return [(f"the {g.colour} {KIND_NOUN[g.kind][0]}", g.objects[0].box) for g in scene.groups if g.count == 1]
 
 
+CLASSIFICATION_QUESTION = (
+    "Classify the image into one of the following classes: {}. Answer with one word or short phrase."
+)
+
+
 def grounding_question(expression: str) -> str:
-    return f"Output the bounding box of the following object in the image. <|object_ref_start|>{expression}<|object_ref_end|>"
+    return GROUNDING_TEMPLATE.format(expression)
+
+
+def classification_question() -> str:
+    return CLASSIFICATION_QUESTION.format(", ".join(LAND_COVER_NAME[lc] for lc in LAND_COVERS))
+
+
+def wrong_box(box, size: int, rng: np.random.Generator) -> tuple[int, int, int, int]:
+    """A box of the same size elsewhere in the image that overlaps the true one by IoU < 0.5."""
+    x1, y1, x2, y2 = box
+    w, h = x2 - x1, y2 - y1
+    for _ in range(100):
+        nx, ny = int(rng.integers(0, max(1, size - w))), int(rng.integers(0, max(1, size - h)))
+        ix = max(0, min(x2, nx + w) - max(x1, nx))
+        iy = max(0, min(y2, ny + h) - max(y1, ny))
+        inter = ix * iy
+        if inter / (2 * w * h - inter) < 0.5:
+            return (nx, ny, nx + w, ny + h)
+    return (0, 0, w, h) if x1 > w or y1 > h else (size - w, size - h, size, size)
 
 
 # ------------------------------------------------------------------------------------------------ parsing back

@@ -24,12 +24,14 @@ MAX_COUNT = 4
 
 COLOUR_RGB = {"red": (205, 45, 40), "white": (240, 240, 235), "blue": (40, 80, 215)}
 
-# Object footprints (length, width) in pixels at a 112 px image and object_scale 1.
+# Object footprints (length, width) in pixels at a 112 px image and object_scale 1. Kinds differ in size and
+# outline as much as in shape (as they do from above): small round tanks, larger square buildings, long thin
+# ships, wide airplanes, tiny vehicles, so a patch-14 vision tower can tell them apart.
 FOOTPRINT = {
-    "building": (11, 11),
-    "storage_tank": (11, 11),
-    "ship": (18, 6),
-    "airplane": (17, 17),
+    "building": (13, 13),
+    "storage_tank": (10, 10),
+    "ship": (22, 6),
+    "airplane": (20, 20),
     "vehicle": (8, 4),
 }
 
@@ -203,30 +205,43 @@ def _shape_polygons(kind: str, length: float, width: float) -> list[tuple[str, n
     raise ValueError(f"unknown object kind {kind!r}")
 
 
-def _footprint_mask(kind: str, cx: float, cy: float, angle: float, length: float, width: float, size: int):
-    """The object's pixels as a boolean mask, and what to draw: (fill role, polygon points) in paint order."""
-    mask = Image.new("L", (size, size), 0)
-    mask_draw = ImageDraw.Draw(mask)
+def _strokes(kind: str, cx: float, cy: float, angle: float, length: float, width: float) -> list:
+    """What to draw for one object: (fill role, polygon points in image coordinates), in paint order."""
     centre = np.array([cx, cy])
     strokes = []
     for role, poly in _shape_polygons(kind, length, width):
-        outer = [tuple(p) for p in (_rotate(poly, angle) + centre).tolist()]
         if role == "body":
-            mask_draw.polygon(outer, fill=255)
             # A dark rim (shadow) under a lighter body, so objects stand out from any background.
-            strokes.append(("rim", outer))
+            strokes.append(("rim", [tuple(p) for p in (_rotate(poly, angle) + centre).tolist()]))
             strokes.append(("body", [tuple(p) for p in (_rotate(poly * 0.78, angle) + centre).tolist()]))
         else:
-            strokes.append(("detail", outer))
+            strokes.append(("detail", [tuple(p) for p in (_rotate(poly, angle) + centre).tolist()]))
     order = {"rim": 0, "body": 1, "detail": 2}
-    return np.asarray(mask) > 0, sorted(strokes, key=lambda stroke: order[stroke[0]])
+    return sorted(strokes, key=lambda stroke: order[stroke[0]])
 
 
-def _place_group(rng, group: Group, size: int, scale: float, occupied: np.ndarray, tries: int = 60) -> list:
+def _footprint_mask(kind: str, cx: float, cy: float, angle: float, length: float, width: float, size: int):
+    """The object's pixels as a boolean mask over a small window of the image, and the window's (x0, y0).
+    Working on a window around the object rather than the whole image keeps placement (many tries) cheap."""
+    centre = np.array([cx, cy])
+    bodies = [_rotate(poly, angle) + centre for role, poly in _shape_polygons(kind, length, width) if role == "body"]
+    points = np.concatenate(bodies)
+    x0, y0 = (max(0, int(v) - 2) for v in points.min(0))
+    x1, y1 = (min(size, int(v) + 3) for v in points.max(0))
+    if x1 <= x0 or y1 <= y0:
+        return np.zeros((0, 0), dtype=bool), (0, 0)
+    mask = Image.new("L", (x1 - x0, y1 - y0), 0)
+    mask_draw = ImageDraw.Draw(mask)
+    for outer in bodies:
+        mask_draw.polygon([tuple(p) for p in (outer - (x0, y0)).tolist()], fill=255)
+    return np.asarray(mask) > 0, (x0, y0)
+
+
+def _place_group(rng, group: Group, size: int, scale: float, occupied: np.ndarray, tries: int = 20) -> list:
     """Objects whose centres lie in the group's cell and whose pixels (plus a 1 px gap) overlap nothing placed
     before. When a crowded cell cannot take the group, the whole group is placed again a little smaller; if it
     still does not fit at a third of its size, the group keeps the objects that fit (its count is lowered, and
-    the texts, written after rendering, say the new count)."""
+    the texts, written after rendering, say the new count). Returns (full-image mask, strokes, angle) per object."""
     cell = size / 3
     row, col = divmod(group.cell, 3)
     base_length, base_width = (v * scale * size / 112 for v in FOOTPRINT[group.kind])
@@ -246,15 +261,22 @@ def _place_group(rng, group: Group, size: int, scale: float, occupied: np.ndarra
                     angle = float(rng.choice([0.0, math.pi / 2]) + rng.uniform(-0.3, 0.3))
                 else:
                     angle = float(rng.uniform(0, 2 * math.pi))
-                mask, strokes = _footprint_mask(group.kind, cx, cy, angle, length, width, size)
-                grown = mask.copy()  # one pixel of dilation keeps objects separable
-                grown[1:] |= mask[:-1]
-                grown[:-1] |= mask[1:]
-                grown[:, 1:] |= mask[:, :-1]
-                grown[:, :-1] |= mask[:, 1:]
-                if mask.any() and not (grown & taken).any():
-                    taken |= grown
-                    placed.append((mask, strokes, angle))
+                local, (x0, y0) = _footprint_mask(group.kind, cx, cy, angle, length, width, size)
+                if not local.any():
+                    continue
+                # One pixel of dilation keeps objects separable (checked and recorded on the window alone).
+                h, w = local.shape
+                grown = np.zeros((h + 2, w + 2), dtype=bool)
+                for dy, dx in ((1, 1), (0, 1), (2, 1), (1, 0), (1, 2)):
+                    grown[dy : dy + h, dx : dx + w] |= local
+                ys, ye, xs, xe = max(0, y0 - 1), min(size, y0 + h + 1), max(0, x0 - 1), min(size, x0 + w + 1)
+                region = taken[ys:ye, xs:xe]
+                grown_in = grown[ys - y0 + 1 : ye - y0 + 1, xs - x0 + 1 : xe - x0 + 1]
+                if not (grown_in & region).any():
+                    region |= grown_in
+                    mask = np.zeros((size, size), dtype=bool)
+                    mask[y0 : y0 + h, x0 : x0 + w] = local
+                    placed.append((mask, _strokes(group.kind, cx, cy, angle, length, width), angle))
                     break
             else:
                 break

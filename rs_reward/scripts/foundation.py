@@ -1,0 +1,66 @@
+"""Pre-train the SynthRS foundation: a tiny Qwen2-VL that perceives the world (the demo's stand-in for a
+pretrained Qwen2-VL).
+
+    rs-reward foundation --config recipes/tiny/foundation/config.yaml       # make foundation
+    rs-reward foundation --config recipes/tiny/foundation/config.yaml --max_minutes 30   # stop, rerun resumes
+
+The result, committed at `rs_reward/modeling/foundation/qwen2-vl-synthrs` (`tiny:qwen2-vl-synthrs`), is what
+`make demo` starts from; `--publish true` copies the trained model there with its model card.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FoundationScriptArguments:
+    publish: bool = field(
+        default=False,
+        metadata={"help": "Copy the trained model over the committed `tiny:qwen2-vl-synthrs` folder."},
+    )
+    recipe: str = field(
+        default="recipes/tiny/foundation/config.yaml", metadata={"help": "Recipe named in the model card."}
+    )
+
+
+def config_types():
+    from rs_reward.foundation import FoundationConfig
+
+    return (FoundationConfig, FoundationScriptArguments)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import shutil
+    from pathlib import Path
+
+    from rs_reward.foundation import train_foundation
+    from rs_reward.hub import code_version, foundation_model_card
+    from rs_reward.modeling.tiny import FOUNDATION_DIR
+
+    from ._common import parse, setup_logging, summary_table
+
+    logger = setup_logging("rs_reward.foundation")
+    config, script_args = parse(config_types(), argv)
+    result = train_foundation(config)
+    if "perception" not in result:
+        logger.info("stopped at step %d; rerun the same command to resume", result["stopped_at"])
+        return 0
+    model_dir = Path(config.output_dir) / "model"
+    foundation_model_card(model_dir, recipe=script_args.recipe, commit=code_version(), result=result)
+    if script_args.publish:
+        shutil.rmtree(FOUNDATION_DIR, ignore_errors=True)
+        shutil.copytree(model_dir, FOUNDATION_DIR)
+    rows = {
+        f"{qtype} accuracy (chance)": f"{m['accuracy']:.3f} ({m['chance']:.2f})"
+        for qtype, m in result["perception"].items()
+    }
+    rows.update({"steps": result["steps"], "minutes": result["minutes"], "model": str(model_dir)})
+    if script_args.publish:
+        rows["published to"] = str(FOUNDATION_DIR)
+    logger.info("\n%s", summary_table("SynthRS foundation", rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

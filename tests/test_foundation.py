@@ -1,0 +1,126 @@
+"""The SynthRS foundation: dense conversations, per-token perception targets, training and resume, and the
+committed checkpoint's perception on scenes it has never seen."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from rs_reward.data.synthrs import texts as T
+from rs_reward.foundation import (
+    FoundationConfig,
+    assistant_labels,
+    dense_messages,
+    evaluate_perception,
+    make_scene,
+    token_targets,
+    train_foundation,
+)
+from rs_reward.modeling.processing import load_processor
+from rs_reward.modeling.tiny import FOUNDATION_DIR, resolve_model_path
+
+
+def test_dense_questions_ask_every_type_about_every_group():
+    config = FoundationConfig()
+    for index in range(20):
+        scene, _, rng = make_scene(config, "train", index)
+        questions = T.dense_questions(scene, rng)
+        types = [q.qtype for q in questions]
+        assert types.count("land_cover") == 1 and types.count("presence") == 2
+        for qtype in ("kind", "count", "colour", "position"):
+            assert types.count(qtype) == len(scene.groups)
+        answers = {q.question: q.answer for q in questions}
+        for g in scene.groups:
+            assert answers[f"How many {T.KIND_NOUN[g.kind][1]} are there in the image?"] == str(g.count)
+            where = f"What kind of object is {T.POSITION_PHRASE[g.position]} of the image?"
+            assert answers[where] == T.KIND_NOUN[g.kind][0]
+
+
+def test_token_targets_count_object_centres_per_merged_token():
+    scene, _, _ = make_scene(FoundationConfig(), "train", 3)
+    targets, land = token_targets(scene)
+    assert targets.shape == (16, 1 + 5 + 3)
+    assert targets[:, 0].sum() == min(sum(g.count for g in scene.groups), 4 * 16)
+    assert land == T.LAND_COVERS.index(scene.land_cover)
+    for g in scene.groups:
+        kind_column = 1 + T.OBJECT_KINDS.index(g.kind)
+        assert targets[:, kind_column].sum() >= 1
+
+
+def test_only_the_answers_are_labelled():
+    processor = load_processor(resolve_model_path("tiny:qwen2-vl-tiny"))
+    scene, image, rng = make_scene(FoundationConfig(), "train", 0)
+    messages = dense_messages(scene, rng, caption_probability=1.0)
+    text = processor.apply_chat_template(messages, tokenize=False)
+    inputs = processor(text=[text], images=[image], return_tensors="pt")
+    labels = assistant_labels(inputs["input_ids"], processor.tokenizer)[0]
+    labelled = processor.tokenizer.decode(labels[labels != -100])
+    answers = [m["content"][0]["text"] for m in messages if m["role"] == "assistant"]
+    assert labelled == "".join(a + "<|im_end|>" for a in answers)
+
+
+def _weights(folder):
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_training_changes_the_model_and_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
+    common = dict(
+        model_name_or_path="tiny:qwen2-vl-tiny",
+        vision_steps=2,
+        max_steps=4,
+        batch_size=2,
+        lm_batch_size=2,
+        warmup_steps=1,
+        eval_scenes=2,
+        eval_every=0,
+        num_workers=0,
+    )
+    whole = train_foundation(FoundationConfig(output_dir=str(tmp_path / "whole"), **common))
+    assert whole["steps"] == 4 and set(whole["perception"]) >= {"land_cover", "count", "kind"}
+    assert json.loads((tmp_path / "whole" / "model" / "metrics.json").read_text())["steps"] == 4
+    stopped = train_foundation(FoundationConfig(output_dir=str(tmp_path / "resumed"), max_minutes=0, **common))
+    assert stopped == {"stopped_at": 1}
+    assert (tmp_path / "resumed" / "checkpoint" / "state.pt").is_file()
+    resumed = train_foundation(FoundationConfig(output_dir=str(tmp_path / "resumed"), **common))
+    assert resumed["steps"] == 4
+    assert not (tmp_path / "resumed" / "checkpoint").exists(), "the checkpoint is removed once the model is saved"
+    start = _weights(Path(resolve_model_path("tiny:qwen2-vl-tiny")))
+    a, b = _weights(tmp_path / "whole" / "model"), _weights(tmp_path / "resumed" / "model")
+    assert any(not torch.equal(start[k], a[k]) for k in a if "visual" in k), "the vision tower trained"
+    assert any(not torch.equal(start[k], a[k]) for k in a if k.startswith("model.layers")), (
+        "the language model trained"
+    )
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
+
+
+def test_the_config_refuses_an_image_size_off_the_token_grid():
+    with pytest.raises(ValueError, match="multiple of 28"):
+        FoundationConfig(image_size=100)
+
+
+def test_the_committed_foundation_perceives_scenes_it_has_never_seen():
+    """Fresh scenes (a seed the recipe never used): the checkpoint must stay far above chance on every question
+    type; this fails if the weights stop seeing (e.g. a random or image-blind model)."""
+    from transformers import Qwen2VLForConditionalGeneration
+
+    card = json.loads((FOUNDATION_DIR / "metrics.json").read_text())
+    world = {k: card["config"][k] for k in ("image_size", "object_scale", "max_groups", "haze_probability")}
+    config = FoundationConfig(seed=987, **world)
+    path = resolve_model_path("tiny:qwen2-vl-synthrs")
+    model = Qwen2VLForConditionalGeneration.from_pretrained(path, dtype=torch.float32)
+    pixels = config.image_size**2
+    processor = load_processor(path, min_pixels=pixels, max_pixels=pixels)
+    metrics = evaluate_perception(model, processor, config, scenes=40)
+    accuracy = {t: m["accuracy"] for t, m in metrics.items()}
+    # Margins under what the committed weights reached on 300 held-out scenes (land cover 1.00, colour 0.89,
+    # kind 0.47, count 0.47 against chance 0.17 / 0.33 / 0.20 / 0.25), wide enough for 40 scenes; an image-blind
+    # or random model is at chance on each. Position is not asserted: the foundation does not answer it yet.
+    assert accuracy["land_cover"] >= 0.9, accuracy
+    assert accuracy["colour"] >= 0.7, accuracy
+    assert accuracy["kind"] >= T.QTYPE_CHANCE["kind"] + 0.12, accuracy
+    assert accuracy["count"] >= T.QTYPE_CHANCE["count"] + 0.1, accuracy
+    assert np.mean([accuracy[t] - metrics[t]["chance"] for t in metrics]) >= 0.2, accuracy

@@ -46,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 CAPTION_PROMPT = "Describe this image."
 CHECKPOINT = "checkpoint"
+MERGED_TOKEN_PX = 28  # patch 14 x merge 2: the side of the image area one merged token (what the LM reads) covers
 
 
 @dataclass
@@ -101,7 +102,7 @@ class FoundationConfig:
     num_workers: int = field(default=1, metadata={"help": "Processes rendering batches ahead of training (0: none)."})
 
     def __post_init__(self):
-        if self.image_size % 28:
+        if self.image_size % MERGED_TOKEN_PX:
             raise ValueError(f"image_size must be a multiple of 28 (patch 14 x merge 2), got {self.image_size}")
         if self.batch_size < 1 or self.max_steps < 1:
             raise ValueError("batch_size and max_steps must be >= 1")
@@ -139,10 +140,7 @@ def dense_messages(scene, rng, caption_probability: float) -> list[dict]:
     return messages
 
 
-MERGED_TOKEN_PX = 28  # patch 14 x merge 2: the side of the image area one merged token (what the LM reads) covers
-
-
-def token_targets(scene) -> np.ndarray:
+def token_targets(scene) -> tuple[np.ndarray, int]:
     """Per merged token (row-major over the token grid): how many object centres fall in it (capped at
     MAX_COUNT), and which kinds and colours they have (multi-hot); shape (tokens, 1 + kinds + colours)."""
     side = scene.size // MERGED_TOKEN_PX
@@ -184,14 +182,13 @@ def make_batch(config: FoundationConfig, processor, step: int, with_text: bool =
     """The `step`-th training batch: perception targets and either tokenised dense conversations with their
     labels (`with_text`) or the images alone (the vision phase)."""
     images, texts, targets, land = [], [], [], []
-    size = config.lm_batch_size if with_text else config.batch_size
+    # Scene indices of the two phases never overlap: vision steps first, then conversation steps.
+    if with_text:
+        size = config.lm_batch_size
+        first = config.vision_steps * config.batch_size + (step - config.vision_steps) * size
+    else:
+        size, first = config.batch_size, step * config.batch_size
     for b in range(size):
-        # Scene indices of the two phases never overlap: vision steps first, then conversation steps.
-        first = (
-            step * config.batch_size
-            if not with_text
-            else (config.vision_steps * config.batch_size + (step - config.vision_steps) * config.lm_batch_size)
-        )
         scene, image, rng = make_scene(config, "train", first + b)
         if with_text:
             messages = dense_messages(scene, rng, config.caption_probability)
@@ -384,7 +381,7 @@ def train_foundation(config: FoundationConfig) -> dict:
     model = Qwen2VLForConditionalGeneration.from_pretrained(resolve_model_path(source), dtype=torch.float32)
     pixels = config.image_size * config.image_size
     processor = load_processor(resolve_model_path(source), min_pixels=pixels, max_pixels=pixels)
-    tokens = (config.image_size // 28) ** 2
+    tokens = (config.image_size // MERGED_TOKEN_PX) ** 2
     heads = PerceptionHeads(model.config.text_config.hidden_size)
     params = list(model.parameters()) + list(heads.parameters())
     optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)

@@ -73,3 +73,10 @@ def test_quick_demo_runs_every_stage_and_writes_a_report(tmp_path):
     stamp = (out / "reward" / "model.safetensors").stat().st_mtime_ns
     assert main(args) == 0
     assert (out / "reward" / "model.safetensors").stat().st_mtime_ns == stamp, "a rerun skips the finished stages"
+
+
+def test_run_parallel_keeps_the_order_of_the_calls_and_matches_one_process():
+    from rs_reward.scripts.demo import run_parallel
+
+    calls = [(pow, 2, 10), (divmod, 17, 5), (pow, 3, 3)]
+    assert run_parallel(calls, workers=2) == run_parallel(calls, workers=1) == [1024, (3, 2), 27]

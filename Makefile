@@ -57,7 +57,7 @@ bench-gpu: $(STAMP)
 
 # Copy the last demo report and the figures it shows into docs/demo/ (what the README links to).
 demo-docs:
-	rm -rf docs/demo && mkdir -p docs/demo && cp runs/demo/report.md docs/demo/
+	rm -rf docs/demo && mkdir -p docs/demo && cp runs/demo/report.md runs/demo/metrics.json docs/demo/
 	cd runs/demo && for f in $$(grep -o '([A-Za-z0-9_/.-]*\.png)' report.md | tr -d '()'); do \
 		mkdir -p ../../docs/demo/$$(dirname $$f) && cp $$f ../../docs/demo/$$f; done
 

@@ -1,6 +1,8 @@
 """The VLM reward model: loading, saving, LoRA, padding, processors, freezing switches, the tiny factory."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -271,3 +273,19 @@ def test_scorers_checkpoint_layout_loads_with_the_same_scores(
         if activation == "softplus":
             expected = torch.nn.functional.softplus(expected)
     torch.testing.assert_close(score(model, processor, scene_images), expected.squeeze(-1), atol=ATOL, rtol=0)
+
+
+def test_tiny_clip_is_identical_when_built_in_two_processes(tmp_path):
+    """Fresh clones must get the same CLIP baseline (the BPE trainer's ids varied between processes)."""
+    import subprocess
+    import sys
+
+    code = "from rs_reward.modeling.tiny import resolve_model_path; print(resolve_model_path('tiny:clip-tiny'))"
+    built = []
+    for name in ("a", "b"):
+        env = {**os.environ, "RS_REWARD_CACHE": str(tmp_path / name), "HF_HUB_OFFLINE": "1"}
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        built.append(Path(result.stdout.strip().splitlines()[-1]))
+    for file in ("tokenizer.json", "model.safetensors", "config.json"):
+        assert (built[0] / file).read_bytes() == (built[1] / file).read_bytes(), file

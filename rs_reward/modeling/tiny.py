@@ -6,7 +6,7 @@ Recipes and tests name them with the `tiny:` scheme, which every loader of this 
 
     >>> from rs_reward.modeling.tiny import resolve_model_path
     >>> resolve_model_path("tiny:qwen2-vl-tiny")          # builds on first use, then returns the cached folder
-    '.cache/tiny-models/qwen2-vl-tiny-v1'
+    '.cache/tiny-models/qwen2-vl-tiny-v2'
 
 | name | what | params |
 |---|---|---|
@@ -33,7 +33,7 @@ from pathlib import Path
 
 
 TINY_SCHEME = "tiny:"
-TINY_VERSION = "v1"  # bump when a tiny model's recipe changes, so stale caches are not reused
+TINY_VERSION = "v2"  # bump when a tiny model's recipe changes, so stale caches are not reused
 
 QWEN_SPECIAL_TOKENS = [
     "<|endoftext|>",
@@ -222,13 +222,28 @@ def _build_qwen(kind: str, size: str, reward: bool, seed: int):
     return model, qwen_vl_processor(tokenizer)
 
 
+# The tiny CLIP's tokenizer, trained once by `train_clip_tokenizer()` and committed: the BPE trainer numbers the
+# end-of-word characters in the order of a Rust hash map, which changes from process to process, so a tokenizer
+# trained afresh in each clone gave each clone a different CLIP baseline.
+CLIP_TOKENIZER_DIR = Path(__file__).parent / "clip_tiny_tokenizer"
+
+
+def train_clip_tokenizer(output_dir: str | Path = CLIP_TOKENIZER_DIR):
+    """Retrain the tiny CLIP tokenizer on the built-in corpus (its ids vary between runs; see above)."""
+    from transformers import CLIPTokenizer
+
+    tokenizer = CLIPTokenizer().train_new_from_iterator(_tokenizer_corpus(), vocab_size=1024)
+    tokenizer.model_max_length = 77
+    tokenizer.save_pretrained(str(output_dir))
+    return tokenizer
+
+
 def _build_clip(seed: int):
     import torch
     from transformers import CLIPConfig, CLIPModel, CLIPProcessor, CLIPTokenizer
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
-    tokenizer = CLIPTokenizer().train_new_from_iterator(_tokenizer_corpus(), vocab_size=1024)
-    tokenizer.model_max_length = 77
+    tokenizer = CLIPTokenizer.from_pretrained(CLIP_TOKENIZER_DIR)
     config = CLIPConfig(
         text_config={
             "vocab_size": len(tokenizer),

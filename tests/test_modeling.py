@@ -20,6 +20,7 @@ from rs_reward.modeling import (
 )
 from rs_reward.modeling.loading import load_reward_model
 from rs_reward.modeling.parts import count_parameters, part_of, set_trainable
+from rs_reward.modeling.tiny import TINY_VERSION
 
 
 QUESTIONS = ["", "How many ships are in the image?", "What is the land cover?"]
@@ -210,10 +211,11 @@ def test_tiny_models_are_deterministic():
 
 
 def test_tiny_cache_is_reused(tmp_path):
-    path = tiny_model_path("clip-tiny", cache_dir=tmp_path)
-    stamp = (tmp_path / "clip-tiny-v1" / "model.safetensors").stat().st_mtime_ns
-    assert tiny_model_path("clip-tiny", cache_dir=tmp_path) == path
-    assert (tmp_path / "clip-tiny-v1" / "model.safetensors").stat().st_mtime_ns == stamp
+    path = Path(tiny_model_path("clip-tiny", cache_dir=tmp_path))
+    assert path == tmp_path / f"clip-tiny-{TINY_VERSION}"
+    stamp = (path / "model.safetensors").stat().st_mtime_ns
+    assert Path(tiny_model_path("clip-tiny", cache_dir=tmp_path)) == path
+    assert (path / "model.safetensors").stat().st_mtime_ns == stamp
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no staging folder left behind"
 
 

@@ -109,8 +109,9 @@ class RewardScriptArguments(PreferenceDataArguments):
 class RSRewardConfig(RewardConfig):
     """TRL's `RewardConfig` with defaults that suit VLM rows.
 
-    `max_length` is not applied (image tokens are only known after processing; the pixel budget bounds them) and
-    `remove_unused_columns` is off (the collator needs the raw rows). Everything else is TRL's.
+    `max_length` is not applied (image tokens are only known after processing; the pixel budget bounds them),
+    `remove_unused_columns` is off (the collator needs the raw rows), and `shared_prefix` (new) packs each pair
+    behind one prefix. Everything else is TRL's.
     """
 
     max_length: int | None = field(
@@ -118,6 +119,22 @@ class RSRewardConfig(RewardConfig):
     )
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Must stay False: the collator reads raw rows."}
+    )
+    shared_prefix: bool = field(
+        default=True,
+        metadata={
+            "help": "Pack each pair's chosen and rejected answers behind one copy of the image and question "
+            "(rs_reward.modeling.shared_prefix: the same loss and gradients, one vision pass). Needs sdpa or "
+            "eager attention; off falls back to two rows per pair."
+        },
+    )
+    group_rejected: bool = field(
+        default=True,
+        metadata={
+            "help": "With shared_prefix: the pairs of one item (same image, question and chosen answer) train as one "
+            "row, the chosen and every rejected answer behind one prefix; the loss stays the mean over pairs. "
+            "per_device_train_batch_size then counts items. Single process only (under DDP pairs pack alone)."
+        },
     )
 
 

@@ -28,6 +28,8 @@ import torch
 from .data.chat import encode_scored
 from .data.images import open_image
 from .data.io import RowError
+from .modeling.processing import get_tokenizer
+from .modeling.shared_prefix import group_rows, pack_groups, supports_shared_prefix
 
 
 class _null:
@@ -46,6 +48,11 @@ class RewardModelScorer:
     """Score (image, question, text) rows with a VLM reward model: batches of similar length, no gradients,
     bf16 autocast on GPU, the score read at each row's last token whatever the padding side.
 
+    With `shared_prefix` (the default) rows with the same image and question (best-of-N candidates, GRPO
+    completions, a pair's two answers, several captions of one image) are packed behind one copy of the prefix
+    (`rs_reward.modeling.shared_prefix`): the same scores, one vision pass and one prefix per group. A batch then
+    holds at most `batch_size` answers and a group at most `max_group` of them.
+
     Example:
         >>> scorer = RewardModelScorer(model, processor, batch_size=32)
         >>> scorer.score([image], [""], ["A satellite image of farmland."])
@@ -54,41 +61,79 @@ class RewardModelScorer:
 
     name = "reward_model"
 
-    def __init__(self, model, processor, batch_size: int = 16, image_root: str | None = None, num_workers: int = 0):
+    def __init__(
+        self,
+        model,
+        processor,
+        batch_size: int = 16,
+        image_root: str | None = None,
+        num_workers: int = 0,
+        shared_prefix: bool = True,
+        max_group: int = 16,
+    ):
         self.model = model.eval()
         self.processor = processor
         self.batch_size = batch_size
         self.image_root = image_root
         self.num_workers = num_workers
+        self.shared_prefix = shared_prefix and supports_shared_prefix(model)
+        self.max_group = max(1, min(max_group, batch_size))
         self.device = next(model.parameters()).device
 
-    def _encode(self, images, questions, texts, index):
-        batch_images = [open_image(images[i], self.image_root) if images[i] is not None else None for i in index]
+    def _encode(self, images, questions, texts, groups):
+        index = [i for group in groups for i in group]
+        opened = {}  # a group's rows share one image: open it once
+        batch_images = []
+        for i in index:
+            if images[i] is None:
+                batch_images.append(None)
+                continue
+            key = images[i] if isinstance(images[i], str) else id(images[i])
+            if key not in opened:
+                opened[key] = open_image(images[i], self.image_root)
+            batch_images.append(opened[key])
         batch = encode_scored(self.processor, batch_images, [questions[i] for i in index], [texts[i] for i in index])
+        if any(len(group) > 1 for group in groups):
+            local, start = [], 0
+            for group in groups:
+                local.append(list(range(start, start + len(group))))
+                start += len(group)
+            batch = pack_groups(batch, local, get_tokenizer(self.processor).pad_token_id)
         if self.device.type == "cuda":
             batch = {k: v.pin_memory() for k, v in batch.items()}
-        return batch
+        return index, batch
+
+    def _batches(self, images, questions, texts) -> list[list[list[int]]]:
+        """Batches of groups of row indices: length-aware (text length stands in for token count)."""
+        singles = [[i] for i in range(len(texts))]
+        groups = group_rows(images, questions, self.max_group) if self.shared_prefix else singles
+        groups.sort(key=lambda g: max(len(texts[i]) for i in g) + len(questions[g[0]] or ""))
+        batches, current, size = [], [], 0
+        for group in groups:
+            if current and size + len(group) > self.batch_size:
+                batches.append(current)
+                current, size = [], 0
+            current.append(group)
+            size += len(group)
+        return batches + ([current] if current else [])
 
     @torch.no_grad()
     def score(self, images: Sequence, questions: Sequence[str | None], texts: Sequence[str], ids=None) -> np.ndarray:
         """One score per row. With `num_workers` > 0 the next batches are opened and encoded in threads while the
         model runs (on a GPU the image processor, not the model, is otherwise the bottleneck: bench/bench_gpu.py)."""
-        n = len(texts)
-        # Length-aware batching: rows of similar length share a batch (text length stands in for token count).
-        order = sorted(range(n), key=lambda i: len(texts[i]) + len(questions[i] or ""))
-        batches = [order[start : start + self.batch_size] for start in range(0, n, self.batch_size)]
-        scores = np.empty(n, dtype=np.float32)
+        scores = np.empty(len(texts), dtype=np.float32)
+        batches = self._batches(images, questions, texts)
 
         def encoded():
             if self.num_workers <= 0:
-                yield from (self._encode(images, questions, texts, index) for index in batches)
+                yield from (self._encode(images, questions, texts, groups) for groups in batches)
                 return
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(self.num_workers) as pool:
-                yield from pool.map(lambda index: self._encode(images, questions, texts, index), batches)
+                yield from pool.map(lambda groups: self._encode(images, questions, texts, groups), batches)
 
-        for index, batch in zip(batches, encoded()):
+        for index, batch in encoded():
             batch = {k: v.to(self.device, non_blocking=True) for k, v in batch.items()}
             with _autocast(self.device):
                 logits = self.model(**batch).logits.squeeze(-1)
@@ -165,9 +210,10 @@ def load_scorer(
     device=None,
     trust_remote_code: bool = False,
     num_workers: int = 0,
+    shared_prefix: bool = True,
 ):
-    """Build a scorer: `reward_model` (any folder/Hub id/adapter `load_reward_model` reads), `clip` (any
-    transformers CLIP/SigLIP), or `random`."""
+    """Build a scorer: `reward_model` (any folder/Hub id/adapter `load_reward_model` reads; `shared_prefix` as in
+    `RewardModelScorer`), `clip` (any transformers CLIP/SigLIP), or `random`."""
     if kind == "random":
         return RandomScorer(seed)
     from .modeling import load_processor, model_processor
@@ -180,7 +226,9 @@ def load_scorer(
 
         model = load_reward_model(model_args, trainable=False, trust_remote_code=trust_remote_code).to(device)
         processor = model_processor(model_args, trust_remote_code=trust_remote_code, padding_side="left")
-        return RewardModelScorer(model, processor, batch_size=batch_size, num_workers=num_workers)
+        return RewardModelScorer(
+            model, processor, batch_size=batch_size, num_workers=num_workers, shared_prefix=shared_prefix
+        )
     if kind == "clip":
         from transformers import AutoModel
 

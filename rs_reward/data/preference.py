@@ -8,7 +8,8 @@ Loaders, all into that row, all sending unusable rows to a `Rejects` collector w
 - `table_pairs`: JSONL / JSON / parquet files with image paths relative to an image root, or with image bytes
   (`image` = bytes or `{"bytes", "path"}`, as RSRM's parquet files, whose texts may sit in a `text` JSON string);
 - `hf_pairs`: any `datasets` dataset in TRL's preference format (`prompt` / `chosen` / `rejected` / `images`).
-A source row with several rejected texts becomes one pair per rejected text (as the paper trains).
+A source row with several rejected texts becomes one pair per rejected text (as the paper trains);
+`group_items` gathers them back into one row per item, for training behind a shared prefix.
 """
 
 from __future__ import annotations
@@ -264,3 +265,28 @@ def load_preference_pairs(
 
 def _empty(path):
     raise ValueError(f"no usable preference pair in {path} (see the rejects file for why)")
+
+
+def group_items(dataset):
+    """Pair rows -> item rows: the pairs of one item (same image, question and chosen answer) become one row whose
+    `rejected` is the list of their rejected message lists, in order. Rows with a `margin` stay pairs (a margin
+    belongs to a pair); per-pair measurement columns are dropped. Reads the raw columns: no image is decoded."""
+    if "margin" in dataset.column_names or not len(dataset):
+        return dataset
+    import hashlib
+
+    def key_of(images, prompt, chosen):
+        raw = json.dumps([images, prompt, chosen], sort_keys=True, default=lambda b: hashlib.sha1(b).hexdigest())
+        return hashlib.sha1(raw.encode()).hexdigest()
+
+    names = ["images", "prompt", "chosen", "rejected"]
+    table = dataset.select_columns(names).with_format("arrow")[:]  # the rows as they are (after any select)
+    columns = {c: table.column(c).to_pylist() for c in names}
+    groups: dict[str, list[int]] = {}
+    for i, key in enumerate(map(key_of, columns["images"], columns["prompt"], columns["chosen"])):
+        groups.setdefault(key, []).append(i)
+    firsts = [rows[0] for rows in groups.values()]
+    rejected = [[columns["rejected"][i] for i in rows] for rows in groups.values()]
+    keep = {"id", "images", "prompt", "chosen", "task", "source"}
+    items = dataset.select(firsts).remove_columns([c for c in dataset.column_names if c not in keep])
+    return items.add_column("rejected", rejected)

@@ -29,6 +29,8 @@ from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import Qwen2_5_VLPreTrai
 from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLPreTrainedModel
 from transformers.models.qwen3_vl.modeling_qwen3_vl import Qwen3VLPreTrainedModel
 
+from .shared_prefix import SHARED_PREFIX_ATTENTION, shared_prefix_mask, shared_prefix_positions
+
 
 def last_token_index(
     input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None, pad_token_id: int | None
@@ -79,13 +81,33 @@ class VLMRewardModelMixin:
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        segment_ids: torch.Tensor | None = None,
+        score_index: torch.Tensor | None = None,
         **kwargs,
     ) -> SequenceClassifierOutputWithPast:
+        """Plain rows, or (with `segment_ids` and `score_index` from `shared_prefix.pack_groups`) packed groups
+        of answers sharing a prefix: then one score per answer, read at its own last token."""
         kwargs.pop("use_cache", None)
+        if segment_ids is not None:
+            implementation = self.config.get_text_config()._attn_implementation
+            if implementation not in SHARED_PREFIX_ATTENTION:
+                raise ValueError(f"shared-prefix scoring needs sdpa or eager attention, not {implementation!r}")
+            kwargs["position_ids"] = shared_prefix_positions(
+                self.model,
+                input_ids,
+                segment_ids,
+                kwargs.get("mm_token_type_ids"),
+                kwargs.get("image_grid_thw"),
+            )
+            dtype = self.get_input_embeddings().weight.dtype
+            attention_mask = shared_prefix_mask(segment_ids, dtype, implementation)
         outputs = self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False, **kwargs)
         hidden_states = outputs.last_hidden_state
-        index = last_token_index(input_ids, attention_mask, self.config.get_text_config().pad_token_id)
-        rows = torch.arange(hidden_states.shape[0], device=hidden_states.device)
+        if score_index is not None:
+            rows, index = score_index[:, 0], score_index[:, 1]
+        else:
+            index = last_token_index(input_ids, attention_mask, self.config.get_text_config().pad_token_id)
+            rows = torch.arange(hidden_states.shape[0], device=hidden_states.device)
         # Project only the read-out token: the head is linear, so this equals pooling the per-token scores.
         pooled = hidden_states[rows, index]
         logits = self.score(pooled.to(self.score.weight.dtype))

@@ -373,7 +373,8 @@ def run_parallel(calls: list[tuple], workers: int) -> list:
     import os
     from concurrent.futures import ProcessPoolExecutor
 
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cores // workers)  # the cores this process may use (a container or taskset may allow fewer)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
         futures = [pool.submit(fn, *args) for fn, *args in calls]

@@ -37,6 +37,10 @@ class ScoreArguments:
     num_workers: int = field(
         default=0, metadata={"help": "Threads opening images and encoding batches while the model runs."}
     )
+    shared_prefix: bool = field(
+        default=True,
+        metadata={"help": "Score rows of one image and question behind one prefix (reward_model; same scores)."},
+    )
     seed: int = field(default=0, metadata={"help": "Seed of the random scorer."})
     max_rows: int | None = field(default=None, metadata={"help": "Score only the first rows of the pool."})
     id_column: str | None = field(
@@ -109,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         device=state.device,
         trust_remote_code=args.trust_remote_code,
         num_workers=args.num_workers,
+        shared_prefix=args.shared_prefix,
     )
     start = time.perf_counter()
     timing = score_pool(

@@ -6,6 +6,10 @@ and its collator builds `input_ids` alone, so images are silently dropped. This 
 - rows stay untokenised (`_prepare_dataset`), and `VisionPreferenceCollator` encodes each batch with the
   processor: chosen rows then rejected rows, in the scored transcript (`rs_reward.data.chat`), with
   `pixel_values`, `image_grid_thw` and `mm_token_type_ids`; images of any size mix in one batch;
+- with `shared_prefix` (the default) each pair becomes one packed row, the image and question once and both
+  answers behind them (`rs_reward.modeling.shared_prefix`): the same scores, loss and gradients, one vision pass;
+  with `group_rejected` (the default) an item's pairs (same image, question and chosen answer) become one row,
+  the chosen and every rejected answer behind one prefix (`per_device_train_batch_size` then counts items);
 - the processor (not only its tokenizer) is saved with every checkpoint;
 - accuracy is also logged per task and per source, micro (`accuracy/task/<t>`) and macro (`accuracy/task_macro`).
 
@@ -24,6 +28,9 @@ from trl import RewardTrainer
 
 from ..data.chat import encode_scored
 from ..data.images import open_image
+from ..data.preference import group_items
+from ..modeling.processing import get_tokenizer
+from ..modeling.shared_prefix import pack_groups, supports_shared_prefix
 
 
 logger = logging.getLogger(__name__)
@@ -31,30 +38,66 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class VisionPreferenceCollator:
-    """Canonical preference rows -> one processor batch: chosen rows first, then rejected rows.
+    """Canonical preference rows -> one processor batch whose model output is chosen scores, then rejected scores.
 
-    Also returns `margin` when rows have one, and `task_index` / `source_index` (positions in `groups`) for the
-    trainer's per-group accuracy.
+    A row is a pair (`rejected`: one message list) or an item (`rejected`: a list of them, `group_items`); an item
+    counts as one pair per rejected answer. Plainly each pair is two rows (chosen rows first, then rejected rows);
+    with `shared_prefix` each row becomes one packed sequence (image and question once, then the chosen and every
+    rejected answer) and `score_index` reads the chosen answer once per pair, so TRL's loss (the mean over pairs)
+    is the expanded-pair loss. Also returns, per pair, `margin` when rows have one and `task_index` /
+    `source_index` (positions in `tasks` / `sources`) for the trainer's per-group accuracy.
     """
 
     processor: object
     tasks: tuple[str, ...] = ()
     sources: tuple[str, ...] = ()
     image_root: str | None = None
+    shared_prefix: bool = False
 
     def __call__(self, rows: list[dict]) -> dict:
         images = [open_image(row["images"][0], self.image_root) if row["images"] else None for row in rows]
         questions = [row["prompt"][-1]["content"] for row in rows]
         chosen = [row["chosen"][-1]["content"] for row in rows]
-        rejected = [row["rejected"][-1]["content"] for row in rows]
-        batch = dict(encode_scored(self.processor, images + images, questions + questions, chosen + rejected))
+        rejected = [rejected_texts(row) for row in rows]
+        pairs = [(i, k) for i, texts in enumerate(rejected) for k in range(len(texts))]
+        if self.shared_prefix:
+            starts = [0]
+            for texts in rejected:
+                starts.append(starts[-1] + 1 + len(texts))
+            answers = [text for c, texts in zip(chosen, rejected) for text in (c, *texts)]
+            expand = [i for i, texts in enumerate(rejected) for _ in range(1 + len(texts))]
+            batch = dict(
+                encode_scored(self.processor, [images[i] for i in expand], [questions[i] for i in expand], answers)
+            )
+            groups = [list(range(starts[i], starts[i + 1])) for i in range(len(rows))]
+            batch = pack_groups(batch, groups, get_tokenizer(self.processor).pad_token_id)
+            read = [starts[i] for i, _ in pairs] + [starts[i] + 1 + k for i, k in pairs]
+            batch["score_index"] = batch["score_index"][read]
+        else:
+            index = [i for i, _ in pairs]
+            batch = dict(
+                encode_scored(
+                    self.processor,
+                    [images[i] for i in index] * 2,
+                    [questions[i] for i in index] * 2,
+                    [chosen[i] for i in index] + [rejected[i][k] for i, k in pairs],
+                )
+            )
         if "margin" in rows[0]:
-            batch["margin"] = torch.tensor([float(row.get("margin") or 0.0) for row in rows])
+            batch["margin"] = torch.tensor([float(rows[i].get("margin") or 0.0) for i, _ in pairs])
         if self.tasks:
-            batch["task_index"] = torch.tensor([self.tasks.index(row["task"]) for row in rows])
+            batch["task_index"] = torch.tensor([self.tasks.index(rows[i]["task"]) for i, _ in pairs])
         if self.sources:
-            batch["source_index"] = torch.tensor([self.sources.index(row["source"]) for row in rows])
+            batch["source_index"] = torch.tensor([self.sources.index(rows[i]["source"]) for i, _ in pairs])
         return batch
+
+
+def rejected_texts(row: dict) -> list[str]:
+    """The rejected answers of a pair row (one) or of an item row (`group_items`: several)."""
+    value = row["rejected"]
+    if value and isinstance(value[0], list):
+        return [messages[-1]["content"] for messages in value]
+    return [value[-1]["content"]]
 
 
 class RSRewardTrainer(RewardTrainer):
@@ -78,7 +121,22 @@ class RSRewardTrainer(RewardTrainer):
         self._tasks = _distinct(datasets_, "task")
         self._sources = _distinct(datasets_, "source")
         if kwargs.get("data_collator") is None:
-            kwargs["data_collator"] = VisionPreferenceCollator(processor, self._tasks, self._sources)
+            shared = bool(getattr(args, "shared_prefix", False))
+            if shared and not supports_shared_prefix(model):
+                logger.warning("shared_prefix needs sdpa or eager attention: each pair is scored as two rows")
+                shared = False
+            kwargs["data_collator"] = VisionPreferenceCollator(
+                processor, self._tasks, self._sources, shared_prefix=shared
+            )
+        collator = kwargs["data_collator"]
+        packed = isinstance(collator, VisionPreferenceCollator) and collator.shared_prefix
+        self._group_items = packed and bool(getattr(args, "group_rejected", False))
+        if self._group_items and args.world_size > 1:
+            # Items hold 1..K pairs, so ranks would gather logits of different sizes (TRL's reward metrics).
+            logger.info(
+                "group_rejected is single-process only: under %d processes each pair packs alone", args.world_size
+            )
+            self._group_items = False
         if args is not None:
             args.remove_unused_columns = False  # the collator needs the raw rows
         super().__init__(
@@ -93,11 +151,18 @@ class RSRewardTrainer(RewardTrainer):
         self._group_counts = {"train": defaultdict(lambda: [0.0, 0.0]), "eval": defaultdict(lambda: [0.0, 0.0])}
 
     def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
-        # Rows stay as they are: the collator encodes them, images included.
+        # Rows stay untokenised: the collator encodes them, images included. With shared_prefix and
+        # group_rejected, an item's pairs become one row (its chosen and every rejected answer).
         missing = {"images", "prompt", "chosen", "rejected"} - set(dataset.column_names)
         if missing:
             raise ValueError(
                 f"the {dataset_name} dataset lacks column(s) {sorted(missing)} of the canonical preference row"
+            )
+        if self._group_items:
+            pairs = len(dataset)
+            dataset = group_items(dataset)
+            logger.info(
+                "%s: %d pairs grouped into %d items (chosen + rejected answers)", dataset_name, pairs, len(dataset)
             )
         return dataset
 

@@ -133,7 +133,7 @@ class RSRewardConfig(RewardConfig):
         metadata={
             "help": "With shared_prefix: the pairs of one item (same image, question and chosen answer) train as one "
             "row, the chosen and every rejected answer behind one prefix; the loss stays the mean over pairs. "
-            "per_device_train_batch_size then counts items. Single process only (under DDP pairs pack alone)."
+            "per_device_train_batch_size then counts items. Under DDP the loss is weighed by each process's pairs."
         },
     )
 

@@ -365,6 +365,7 @@ def test_two_cpu_processes_under_accelerate(synthrs, tmp_path, launch_two_cpu_pr
     assert (out / "model.safetensors").is_file() and (out / "README.md").is_file()
     assert '"world_size": 2' in (out / "README.md").read_text(), "two processes trained together"
     assert result.stdout.count("held-out accuracy") == 1, "one summary, from the main process"
+    assert "pairs grouped into" in result.stdout + result.stderr, "items packed behind one prefix under DDP too"
 
 
 def test_same_seed_same_trained_model(synthrs, tmp_path):

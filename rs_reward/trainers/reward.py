@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -131,12 +132,6 @@ class RSRewardTrainer(RewardTrainer):
         collator = kwargs["data_collator"]
         packed = isinstance(collator, VisionPreferenceCollator) and collator.shared_prefix
         self._group_items = packed and bool(getattr(args, "group_rejected", False))
-        if self._group_items and args.world_size > 1:
-            # Items hold 1..K pairs, so ranks would gather logits of different sizes (TRL's reward metrics).
-            logger.info(
-                "group_rejected is single-process only: under %d processes each pair packs alone", args.world_size
-            )
-            self._group_items = False
         if args is not None:
             args.remove_unused_columns = False  # the collator needs the raw rows
         super().__init__(
@@ -173,7 +168,18 @@ class RSRewardTrainer(RewardTrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         task_index = inputs.pop("task_index", None)
         source_index = inputs.pop("source_index", None)
-        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        if self._group_items and self.accelerator.num_processes > 1:
+            # Items hold 1..K pairs, so ranks hold different numbers of pairs: TRL's gather of the per-pair rewards
+            # needs equal sizes, and DDP's mean over ranks must weigh each rank by its pairs to stay the mean over
+            # all pairs (as with expanded pairs).
+            with _gather_of_unequal_sizes(self.accelerator):
+                loss, outputs = super().compute_loss(model, inputs, return_outputs=True)
+            pairs = torch.tensor(float(len(outputs.logits) // 2), device=loss.device)
+            loss = loss * pairs * self.accelerator.num_processes / self.accelerator.reduce(pairs.clone(), "sum")
+        else:
+            loss, outputs = super().compute_loss(
+                model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
+            )
         with torch.no_grad():
             rewards_chosen, rewards_rejected = torch.chunk(outputs.logits.squeeze(-1), chunks=2)
             correct = (rewards_chosen > rewards_rejected).float()
@@ -202,6 +208,24 @@ class RSRewardTrainer(RewardTrainer):
             logs[f"{prefix}accuracy/{kind}_macro"] = sum(values) / len(values)
         self._group_counts[mode].clear()
         super().log(logs, start_time)
+
+
+@contextmanager
+def _gather_of_unequal_sizes(accelerator):
+    """`accelerator.gather` that accepts tensors whose first dimension differs across processes: padded with NaN
+    rows to the largest, gathered, and the padding dropped (the rewards themselves are finite)."""
+    gather = accelerator.gather
+
+    def padded(tensor):
+        full = gather(accelerator.pad_across_processes(tensor, dim=0, pad_index=float("nan")))
+        real = ~torch.isnan(full.reshape(len(full), -1)).all(-1)
+        return full[real]
+
+    accelerator.gather = padded
+    try:
+        yield
+    finally:
+        accelerator.gather = gather
 
 
 def _distinct(datasets_, column: str) -> tuple[str, ...]:

@@ -119,8 +119,8 @@ def pair_loss_and_grads(model, inputs):
 
 def test_grouped_training_gives_the_pair_loss_and_its_gradients(tiny_reward_path, scene_images, tmp_path):
     """Three pairs of two items: as six rows, as three packed pairs and as two packed items (chosen + every
-    rejected answer, `group_items`), the same loss and gradients, for a full model, a LoRA model and a full model
-    with gradient checkpointing."""
+    rejected answer, `group_items`), the same loss and gradients, for a full, a LoRA and a QLoRA model and a full
+    model with gradient checkpointing."""
     from datasets import Dataset
 
     from rs_reward.data.preference import group_items, preference_row
@@ -140,9 +140,20 @@ def test_grouped_training_gives_the_pair_loss_and_its_gradients(tiny_reward_path
     ]
     items = group_items(Dataset.from_list(pairs))
     assert len(items) == 2 and [len(r) for r in items["rejected"]] == [2, 1]
-    for use_peft, checkpointing in ((False, False), (True, False), (False, True)):
+    # full, LoRA, QLoRA (bitsandbytes 4-bit runs on CPU), full with gradient checkpointing
+    for use_peft, four_bit, checkpointing in (
+        (False, False, False),
+        (True, False, False),
+        (True, True, False),
+        (False, False, True),
+    ):
         args = RSModelConfig(
-            model_name_or_path=tiny_reward_path, use_peft=use_peft, lora_r=4, lora_alpha=8, lora_dropout=0.0
+            model_name_or_path=tiny_reward_path,
+            use_peft=use_peft,
+            load_in_4bit=four_bit,
+            lora_r=4,
+            lora_alpha=8,
+            lora_dropout=0.0,
         )
         torch.manual_seed(0)
         model = load_reward_model(args)

@@ -1,6 +1,6 @@
 # The two set-up commands: `make demo` and `make test`. Each builds .venv when it is missing (torch pinned by
 # constraints.txt, so no CUDA wheels on a CPU machine), then runs. A second call installs nothing.
-.PHONY: demo demo-docs foundation test test-all quality style bench bench-gpu clean-venv
+.PHONY: demo demo-docs screenshots foundation test test-all quality style bench bench-gpu clean-venv
 
 PYTHON ?= python3
 VENV := .venv
@@ -60,6 +60,13 @@ demo-docs:
 	rm -rf docs/demo && mkdir -p docs/demo && cp runs/demo/report.md runs/demo/metrics.json docs/demo/
 	cd runs/demo && for f in $$(grep -o '([A-Za-z0-9_/.-]*\.png)' report.md | tr -d '()'); do \
 		mkdir -p ../../docs/demo/$$(dirname $$f) && cp $$f ../../docs/demo/$$f; done
+	cd runs/demo && for f in $$(grep -o '([A-Za-z0-9_/.-]*browse/index\.html)' report.md | tr -d '()'); do \
+		d=$$(dirname $$f); mkdir -p ../../docs/demo/$$d && cp -r $$d/index.html $$d/thumbs ../../docs/demo/$$d/; done
+
+# PNG screenshots of the demo's pages for the README (headless Chromium: Debian's chromium and chromium-driver).
+screenshots: $(STAMP)
+	$(BIN)/python -m rs_reward.pages.browser --out docs/screenshots --root docs/demo \
+		docs/demo/browse/index.html docs/demo/bon/browse/index.html docs/demo/grpo/score_model/browse/index.html
 
 clean-venv:
 	rm -rf $(VENV)

@@ -186,6 +186,13 @@ class GRPOScriptArguments:
         default=True, metadata={"help": "A completion that fails the format earns 0 accuracy (the paper)."}
     )
     score_beta: float = field(default=0.2, metadata={"help": "beta of score_vs_reference (the paper: 0.2)."})
+    browse_max_rows: int = field(
+        default=8,
+        metadata={
+            "help": "Prompts per logged step on the samples page `<output_dir>/browse/index.html` (written when "
+            "GRPOConfig's `log_completions` is true)."
+        },
+    )
 
     def reward_model_args(self) -> RSModelConfig | None:
         if not self.reward_model_name_or_path:

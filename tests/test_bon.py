@@ -1,6 +1,7 @@
 """Best-of-N: sub-sampling and selection are right and deterministic; the task reuses its candidates."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,18 @@ def test_bon_task_writes_table_curves_and_reuses_candidates(
     assert len(candidates) == 6 and all(len(c["candidates"]) == 4 for c in candidates)
     scores = json.loads((out / "scores-score_model.json").read_text())["scores"]
     assert len(scores) == 6 and all(len(s) == 4 for s in scores)
+    # the page: every question with its image, its 4 candidates, and each selector's pick; the score model's pick
+    # is a candidate with the highest score (N = 4: all candidates drawn)
+    page = (out / "browse" / "index.html").read_text()
+    questions = page.split('<div class="card question" data-id="')[1:]
+    assert len(questions) == 6 and page.count('<img src="thumbs/') == 6
+    ids = [q.split('"', 1)[0] for q in questions]
+    order = [json.loads(line)["id"] for line in (out / "candidates.jsonl").read_text().splitlines()[1:]]
+    for row_id, question in zip(ids, questions):
+        assert question.count('<td class="num">', 0, len(question)) >= 4 and question.count("&rarr; #") == 5
+        picked = int(re.search(r"score_model &rarr; #(\d+)", question).group(1))
+        row_scores = scores[order.index(row_id)]
+        assert row_scores[picked] == max(row_scores)
 
     # a rerun with other selectors and N reuses the candidates and scores
     stamp = (out / "candidates.jsonl").stat().st_mtime_ns, (out / "scores-score_model.json").stat().st_mtime_ns

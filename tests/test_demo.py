@@ -1,6 +1,7 @@
 """`make demo --quick` end to end, as CI runs it; a rerun skips finished stages."""
 
 import json
+import re
 from pathlib import Path
 
 from rs_reward.cli import main
@@ -70,6 +71,12 @@ def test_quick_demo_runs_every_stage_and_writes_a_report(tmp_path):
     assert set(bon["results"]) == {"score_model", "clip_score", "majority_vote", "random", "oracle"}
     oracle = bon["results"]["oracle"]
     assert oracle["2"]["mean"] >= oracle["1"]["mean"]
+    # the report links a page of each kind, and each page is there
+    pages = re.findall(r"\]\(([\w/.-]*browse/index\.html)\)", report)
+    assert {"browse/index.html", "curated/reward_model/browse/index.html", "bon/browse/index.html"} <= set(pages)
+    assert {f"grpo/{run}/browse/index.html" for run in ("score_model", "no_score_model")} <= set(pages)
+    for page in pages:
+        assert '<img src="thumbs/' in (out / page).read_text(), page
     stamp = (out / "reward" / "model.safetensors").stat().st_mtime_ns
     assert main(args) == 0
     assert (out / "reward" / "model.safetensors").stat().st_mtime_ns == stamp, "a rerun skips the finished stages"

@@ -1,8 +1,10 @@
 """GRPO with the image-aware score-model reward: 2-step runs of the tiny policy, through the API and the CLI."""
 
 import json
+import re
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from PIL import Image
@@ -160,6 +162,17 @@ def test_grpo_recipes_run_two_steps_from_the_command_line(
     assert (out / "model.safetensors").is_file() and (out / "rejects.jsonl").is_file()
     history = json.loads((out / "reward_history.json").read_text())
     assert len(history) == 2 and "rewards/accuracy/mean" in history[0]
+    # TRL's completion logs carry each completion's row id, rule reward and score; the samples page shows them
+    logged = pd.read_parquet(out / "completions" / "completions_00002.parquet")
+    assert {"id", "rule", "score", "accuracy", "advantage"} <= set(logged.columns)
+    assert set(logged["id"]) <= {f"rl-{i}" for i in range(8)} and logged["score"].notna().any()
+    page = (out / "browse" / "index.html").read_text()
+    shown = set(re.findall(r"<b>(rl-\d+)</b>", page))
+    assert shown and shown <= set(logged["id"]) | set(
+        pd.read_parquet(out / "completions" / "completions_00001.parquet")["id"]
+    )
+    assert page.count('<img src="thumbs/') == page.count('class="card prompt"') > 0
+    assert len(list((out / "browse" / "thumbs").glob("*.jpg"))) >= 1
     # the 7B recipes (paper hyper-parameters) run the same code: parse them and take 2 tiny steps
     for recipe in ("config_rs_zero.yaml", "config_no_score_model.yaml"):
         _grpo(

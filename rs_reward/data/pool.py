@@ -43,8 +43,13 @@ def load_pool(
     split: str = "train",
     rejects: Rejects | None = None,
     max_rows: int | None = None,
+    only_ids: set[str] | None = None,
 ) -> list[dict]:
-    """Pool rows in file order (the order decides the scoring shards). Rows with no usable text are rejected."""
+    """Pool rows in file order (the order decides the scoring shards). Rows with no usable text are rejected.
+
+    `only_ids` keeps just those rows (the others are read and passed over, not held: a page of a few rows from a
+    large pool).
+    """
     rejects = rejects if rejects is not None else Rejects()
     p = Path(path)
     if p.is_dir() and not (p / "dataset_info.json").exists() and not (p / "dataset_dict.json").exists():
@@ -79,6 +84,8 @@ def load_pool(
         row_id = (
             str(record[id_col]) if id_col and record.get(id_col) not in (None, "") else f"{source_default}-{index}"
         )
+        if only_ids is not None and row_id not in only_ids:
+            continue
         text = record.get(text_col)
         image = record.get(image_col)
         if isinstance(image, list):

@@ -43,6 +43,9 @@ class BoNArguments:
     repeats: int = field(default=4, metadata={"help": "Sub-sample draws averaged per N."})
     seed: int = field(default=0, metadata={"help": "Seed of sampling, sub-sampling and the random selector."})
     output_dir: str = field(default="runs/bon", metadata={"help": "Folder for candidates, scores, table and plots."})
+    browse_max_rows: int = field(
+        default=8, metadata={"help": "Questions per task on the page `<output_dir>/browse/index.html` (0: no page)."}
+    )
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the Hub."})
 
 
@@ -279,11 +282,37 @@ def main(argv: list[str] | None = None) -> int:
         "results": {s: {str(n): v for n, v in by_n.items()} for s, by_n in result["results"].items()},
     }
     write_atomic(output / "metrics.json", json.dumps(summary, indent=2) + "\n")
+    if args.browse_max_rows > 0:
+        from rs_reward.bon import subsample
+        from rs_reward.pages import write_bon_page
+
+        n_shown = n_list[-1]
+        page = write_bon_page(
+            output / "browse",
+            rows=rows,
+            candidates=candidates,
+            metrics=metrics,
+            scores=scores,
+            picks={s: chosen[n_shown] for s, chosen in result["picks"].items()},
+            drawn=[subsample(len(c), n_shown, row["id"], args.seed, 0) for row, c in zip(rows, candidates)],
+            results=result["results"],
+            metric_names={t: PRIMARY_METRIC[t] for t in tasks},
+            n=n_shown,
+            max_rows=args.browse_max_rows,
+            title=f"Best-of-N candidates of {model_args.model_name_or_path}",
+            policy=model_args.model_name_or_path,
+        )
+        summary["page"] = str(page)
     write_atomic(
         output / "report.md",
         f"# Best-of-N of `{model_args.model_name_or_path}`\n\nData `{args.eval_data}`, temperature "
         f"{args.temperature}, {args.repeats} sub-sample draw(s) per N.\n\n{table}\n\n"
-        "![selectors](figures/bon_selectors.png)\n",
+        "![selectors](figures/bon_selectors.png)\n"
+        + (
+            "\nEvery candidate with its scores and each selector's pick: [browse/index.html](browse/index.html).\n"
+            if args.browse_max_rows > 0
+            else ""
+        ),
     )
     logger.info("\n%s", table)
     rows_summary = {
@@ -291,6 +320,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     rows_summary["N=1 (any selector, mean)"] = round(next(iter(result["results"].values()))[n_list[0]]["mean"], 3)
     rows_summary["report"] = str(output / "report.md")
+    if "page" in summary:
+        rows_summary["page"] = summary["page"]
     logger.info("\n%s", summary_table("best-of-N", rows_summary))
     return 0
 

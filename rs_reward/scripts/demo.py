@@ -638,6 +638,27 @@ def main(argv: list[str] | None = None) -> int:
     )
     (output / "curation_metrics.json").write_text(json.dumps(curation, indent=2) + "\n")
     timings["curation report"] = time.perf_counter() - start
+    # the page of the pool: score model beside CLIP score, with each row's truth (`rs-reward browse`)
+    timings["browse page"] = run_stage(
+        "browse",
+        "browse",
+        [
+            "--scores",
+            str(scores["reward_model"]),
+            "--compare",
+            str(scores["clip"]),
+            "--pool",
+            str(data / "pool" / "pool.csv"),
+            "--fractions",
+            "0.3",
+            demo.arm_selection,
+            "--output_dir",
+            str(output / "browse"),
+        ],
+        output / "browse",
+        demo.force,
+        logger,
+    )
 
     # 9. SFT from the foundation on the full pool and on each scorer's per-task selection; 10. evaluate every arm
     pool_csv = str(data / "pool" / "pool.csv")
@@ -770,6 +791,10 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Curated subsets (30 %, P30S60, ...) with their data cards: `{curated}`.",
         "",
+        "Pages to look at the data (open from disk, no server): [the pool, score model beside CLIP score, with each",
+        "row's true quality and corruption operators](browse/index.html), and [what each of the score model's",
+        f"selections keeps and drops]({curated.relative_to(output)}/browse/index.html).",
+        "",
         "## 5. Training on the curated data",
         "",
         f"The foundation fine-tuned ({demo.curated_sft_recipe}) on the whole pool and on each scorer's per-task",
@@ -812,6 +837,14 @@ def main(argv: list[str] | None = None) -> int:
         "",
         grpo_table(grpo_histories),
         "",
+        "Sampled completions with their images, reward components and advantages: "
+        + ", ".join(
+            f"[{name}](grpo/{name}/browse/index.html)"
+            for name in grpo_metrics
+            if (output / "grpo" / name / "browse" / "index.html").is_file()
+        )
+        + ".",
+        "",
         "## 7. Best-of-N",
         "",
         f"N answers sampled once per held-out question from `{best_arm}` (temperature"
@@ -821,6 +854,9 @@ def main(argv: list[str] | None = None) -> int:
         bon_table(bon_metrics),
         "",
         "![best-of-N by selector](bon/figures/bon_selectors.png)",
+        "",
+        "Every question's candidates with their scores and each selector's pick: [bon/browse/index.html]"
+        "(bon/browse/index.html).",
         "",
         "## Wall time",
         "",

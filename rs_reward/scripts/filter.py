@@ -6,6 +6,7 @@
 
 Each subset is a folder with `sft.jsonl` (canonical SFT rows), `clip.csv` (filepath, title), `ids.txt`, and a
 data card `README.md` (scorer, fraction, counts per task and source, a score histogram with the cut marked).
+`<output_dir>/browse/index.html` shows what each selection keeps and drops, with images (`rs-reward browse`).
 """
 
 from __future__ import annotations
@@ -35,6 +36,11 @@ class FilterArguments:
     caption_prompt: str = field(
         default="Describe this image.", metadata={"help": "User turn of caption rows in sft.jsonl."}
     )
+    browse: bool = field(
+        default=True,
+        metadata={"help": "Also write the browser page `<output_dir>/browse/index.html` (`rs-reward browse`)."},
+    )
+    browse_max_rows: int = field(default=10, metadata={"help": "Rows per table and task on the page."})
 
 
 def config_types():
@@ -125,12 +131,29 @@ def main(argv: list[str] | None = None) -> int:
                 "![score histogram](score_histogram.png)",
                 "",
                 "Files: `sft.jsonl` (canonical SFT rows; images relative to the path in `image_root.txt`), `clip.csv`"
-                " (caption rows, `filepath,title`), `ids.txt`.",
+                " (caption rows, `filepath,title`), `ids.txt`."
+                + (
+                    " What was kept and dropped, with images: [`../browse/index.html`](../browse/index.html)."
+                    if args.browse
+                    else ""
+                ),
                 "",
             ]
         )
         write_atomic(folder / "README.md", card)
         summary[name] = f"{int(keep.sum())} / {len(scores)} kept -> {folder}"
+    if args.browse:
+        from rs_reward.pages import write_pool_page
+
+        page = write_pool_page(
+            args.scores,
+            Path(args.output_dir) / "browse",
+            pool=args.pool,
+            image_root=image_root,
+            fractions=[s for s in specs if s is not None],
+            max_rows=args.browse_max_rows,
+        )
+        summary["page"] = str(page)
     logger.info("\n%s", summary_table("curation", summary))
     return 0
 

@@ -98,8 +98,20 @@ def main(argv: list[str] | None = None) -> int:
     trainer.save_model(str(output_dir))
     finish_trackers()
     history = [entry for entry in trainer.state.log_history if "reward" in entry]
+    page = None
     if training_args.process_index == 0:
         (output_dir / "reward_history.json").write_text(json.dumps(history, indent=1) + "\n")
+        if training_args.log_completions:
+            from rs_reward.pages import write_grpo_page
+
+            page = write_grpo_page(
+                output_dir / "browse",
+                output_dir / "completions",
+                image_of=_image_of(train),
+                max_rows=script_args.browse_max_rows,
+                title=f"GRPO samples of {output_dir}",
+                policy=str(output_dir),
+            )
     last = history[-1] if history else {}
     rows = {
         "output": str(output_dir),
@@ -115,8 +127,23 @@ def main(argv: list[str] | None = None) -> int:
     }
     for key in sorted(k for k in last if k.startswith(("hacking/", "accuracy/"))):
         rows[key] = round(last[key], 3) if isinstance(last[key], float) else last[key]
+    if page is not None:
+        rows["samples page"] = str(page)
     logger.info("\n%s", summary_table("GRPO", rows))
     return 0
+
+
+def _image_of(train):
+    """`row id -> first image` of the prompt rows, decoding only the rows asked for (the page shows a few)."""
+    if "id" not in train.column_names:
+        return None
+    index = {str(row_id): i for i, row_id in enumerate(train["id"])}
+
+    def image_of(row_id):
+        i = index.get(str(row_id))
+        return None if i is None else (train[i].get("images") or [None])[0]
+
+    return image_of
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ VLM score model would judge answers without seeing the image. This subclass adds
   functions that need the score model share one `ScoreModel`, moved to this process's device, which reads each
   row's image (the `images` column TRL hands to reward functions);
 - reward components are logged by the functions themselves (`accuracy/<reward_type>`, `score_model/score`) through
-  TRL's `log_metric`, next to TRL's own `rewards/<name>/mean`;
+  TRL's `log_metric`, next to TRL's own `rewards/<name>/mean`; with `log_completions`, each logged completion also
+  carries its row `id`, rule reward (`rule`) and score-model score (`score`), so the samples page
+  (`rs_reward.pages.write_grpo_page`) can show the image and every component;
 - a reward-hacking monitor, logged each step (when a score model is loaded):
   `hacking/high_score_rule_fail` (share of the completions in the top quarter of score-model scores, among rows
   with a rule reward, whose rule reward is 0), `hacking/score_rule_auc` (probability that, for the same prompt, a
@@ -103,6 +105,12 @@ class RSGRPOTrainer(GRPOTrainer):
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self._monitor(completion_ids_list)
+        if self.log_completions:
+            self._log_completion_extra("id", [str(row.get("id", "")) for row in inputs])
+            ours = [f for f in self.reward_funcs if isinstance(f, RewardFunction) and f.last]
+            for column in ("rule", "score") if ours else ():
+                values = np.fmax.reduce([f.last[column] for f in ours])
+                self._log_completion_extra(column, [None if np.isnan(v) else float(v) for v in values])
         return rewards_per_func
 
     def _monitor(self, completion_ids_list) -> None:

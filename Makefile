@@ -66,7 +66,8 @@ demo-docs:
 # PNG screenshots of the demo's pages for the README (headless Chromium: Debian's chromium and chromium-driver).
 screenshots: $(STAMP)
 	$(BIN)/python -m rs_reward.pages.browser --out docs/screenshots --root docs/demo \
-		docs/demo/browse/index.html docs/demo/bon/browse/index.html docs/demo/grpo/score_model/browse/index.html
+		docs/demo/browse/index.html docs/demo/curated/reward_model/browse/index.html docs/demo/bon/browse/index.html \
+		docs/demo/grpo/score_model/browse/index.html
 
 clean-venv:
 	rm -rf $(VENV)

@@ -2,6 +2,8 @@
 
 Each task is `rs_reward/scripts/<task>.py` with a `main(argv=None)`; the same module runs under
 `accelerate launch -m rs_reward.scripts.<task> --config ...`. `rs-reward --help` lists the tasks installed.
+`main` raises on errors (for code that calls it); `console`, the `rs-reward` command, prints them as one line
+(`--debug` or `RS_REWARD_DEBUG=1` for the traceback).
 """
 
 from __future__ import annotations
@@ -52,5 +54,14 @@ def main(argv: list[str] | None = None) -> int:
     return int(result or 0)
 
 
+def console(argv: list[str] | None = None) -> int:
+    """The `rs-reward` command: `main` with errors as one line and exit status 1 (see `run_guarded`)."""
+    from .scripts._common import run_guarded
+
+    argv = sys.argv[1:] if argv is None else argv
+    task = argv[0] if argv and not argv[0].startswith("-") else "rs-reward"
+    return run_guarded(task, main, argv)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(console())

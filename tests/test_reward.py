@@ -375,3 +375,63 @@ def test_same_seed_same_trained_model(synthrs, tmp_path):
         assert train_without_eval(_synth_flags(synthrs, tmp_path / name)) == 0
     a, b = load_file(tmp_path / "a" / "model.safetensors"), load_file(tmp_path / "b" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_mixed_sources_image_files_and_parquet_bytes_train_and_evaluate(tmp_path):
+    """The paper's stage 3 mixes RS sets (image files) with RLHF-V (parquet bytes) in one data root."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from rs_reward.data.images import open_image
+
+    root = tmp_path / "mixed"
+    (root / "images" / "rs").mkdir(parents=True)
+    items = []
+    for i in range(4):
+        Image.new("RGB", (32, 32), (200, 10 * i, 10)).save(root / "images" / "rs" / f"{i}.png")
+        items.append({"id": f"rs-{i}", "image_name": f"{i}.png", "chosen": "a red scene", "rejected": ["a blue one"]})
+    items.append({"id": "rs-bad", "image_name": "0.png", "rejected": ["no chosen answer"]})
+    (root / "rs.json").write_text(json.dumps(items))
+    texts, pictures = [], []
+    for i in range(4):
+        buffer = io.BytesIO()
+        Image.new("RGB", (24, 24), (10, 10, 200 - 10 * i)).save(buffer, format="PNG")
+        pictures.append({"bytes": buffer.getvalue(), "path": f"{i}.png"})
+        texts.append(json.dumps({"question": "Colour?", "chosen": "blue", "rejected": "red"}))
+    pq.write_table(
+        pa.Table.from_pylist([{"image": p, "text": t} for p, t in zip(pictures, texts)]), root / "v.parquet"
+    )
+
+    pairs = load_preference_pairs(str(root))
+    assert len(pairs) == 8
+    colours = [open_image(row["images"][0]).getpixel((0, 0)) for row in pairs]
+    assert [c[0] > c[2] for c in colours] == [True] * 4 + [False] * 4  # red files, then blue bytes: each its own
+
+    out = tmp_path / "out"
+    flags = [
+        "--model_name_or_path",
+        "tiny:qwen2-vl-tiny",
+        "--dataset_name",
+        str(root),
+        "--eval_dataset_name",
+        str(root),
+    ]
+    flags += [
+        "--output_dir",
+        str(out),
+        "--max_steps",
+        "2",
+        "--use_cpu",
+        "true",
+        "--bf16",
+        "false",
+        "--dtype",
+        "float32",
+    ]
+    flags += ["--report_to", "none", "--per_device_train_batch_size", "2", "--save_strategy", "no"]
+    assert main(["reward", "--config", str(ROOT / "recipes/tiny/reward/config_demo.yaml"), *flags]) == 0
+    metrics = json.loads((out / "eval_metrics.json").read_text())
+    assert metrics["pairs"] == 8 and set(metrics["accuracy_by_source"]) == {"rs", "v"}
+    # the one bad item, seen by both loads of the same folder, is listed once per split
+    rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
+    assert [(r["id"], r["split"]) for r in rejects] == [("rs-bad", "train"), ("rs-bad", "held_out")]

@@ -1,5 +1,6 @@
 """Opening images, one place for every stage: paths confined to a root, bytes, HF Image dicts or PIL images,
-decoded lazily, converted to RGB, guarded against decompression bombs, with errors that name the problem."""
+decoded lazily, converted to 8-bit RGB (`to_rgb`: 16-bit, 32-bit and float grayscale scaled, not saturated),
+guarded against decompression bombs, with errors that name the problem."""
 
 from __future__ import annotations
 
@@ -16,6 +17,38 @@ from .io import RowError, confine_path
 MAX_IMAGE_PIXELS = 64 * 1024 * 1024
 
 
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB of any mode Pillow opens, with the values a viewer would show.
+
+    - `I;16*` (16-bit grayscale, e.g. 16-bit PNG or GeoTIFF): value / 257, so 0..65535 maps onto 0..255;
+    - `I` (32-bit integers): the same when every value is in 0..65535 (16-bit data read as `I`), otherwise stretched
+      linearly from the image's minimum to its maximum;
+    - `F` (32-bit float): value x 255 when every value is in 0..1, otherwise stretched from minimum to maximum
+      (NaN and infinities become 0);
+    - every other mode by Pillow (`P` / `PA` through the palette, `L`, `1`, `CMYK`, `YCbCr`, `LAB`); an alpha
+      channel (`LA`, `PA`, `RGBA`) is dropped, not composited.
+    """
+    import numpy as np
+
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if not (mode.startswith("I") or mode == "F"):
+        return image.convert("RGB")
+    values = np.asarray(image).astype(np.float64)
+    finite = np.isfinite(values)
+    values = np.where(finite, values, 0.0)
+    low, high = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 0.0)
+    if mode.startswith("I;16") or (mode == "I" and low >= 0 and high <= 65535):
+        scaled = values / 257.0
+    elif mode == "F" and low >= 0 and high <= 1:
+        scaled = values * 255.0
+    else:
+        scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
+    gray = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+    return Image.fromarray(np.repeat(gray[..., None], 3, axis=2), "RGB")
+
+
 def open_image(source, root: str | os.PathLike | None = None, verify: bool = False) -> Image.Image:
     """An RGB PIL image from a path (relative to `root` when one is given), bytes, `{"bytes", "path"}` or PIL.
 
@@ -23,7 +56,7 @@ def open_image(source, root: str | os.PathLike | None = None, verify: bool = Fal
     `verify=True` only checks the file (header and size) and returns the unloaded image.
     """
     if isinstance(source, Image.Image):
-        return source.convert("RGB") if source.mode != "RGB" else source
+        return to_rgb(source)
     if isinstance(source, dict):
         if source.get("bytes"):
             source = source["bytes"]
@@ -61,4 +94,4 @@ def open_image(source, root: str | os.PathLike | None = None, verify: bool = Fal
         raise RowError(f"unreadable image {name!r}: {type(error).__name__}") from None
     except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt data
         raise RowError(f"corrupt image {name!r}: {error}") from None
-    return image.convert("RGB") if image.mode != "RGB" else image
+    return to_rgb(image)

@@ -72,11 +72,12 @@ class Rejects:
     def __init__(self, strict: bool = False):
         self.strict = strict
         self.rows: list[dict] = []
+        self.context: dict = {}  # added to every reject, e.g. {"split": "train"} while the training set loads
 
     def add(self, row_id: str, reason: str, **context) -> None:
         if self.strict:
             raise RowError(f"row {row_id}: {reason}")
-        self.rows.append({"id": row_id, "reason": reason, **context})
+        self.rows.append({"id": row_id, "reason": reason, **self.context, **context})
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -44,12 +44,16 @@ def load_pool(
     rejects: Rejects | None = None,
     max_rows: int | None = None,
     only_ids: set[str] | None = None,
+    duplicate_ids: str = "reject",
 ) -> list[dict]:
     """Pool rows in file order (the order decides the scoring shards). Rows with no usable text are rejected.
 
     `only_ids` keeps just those rows (the others are read and passed over, not held: a page of a few rows from a
-    large pool).
+    large pool). A row whose id was already seen is rejected (`duplicate_ids="reject"`, naming the first row with
+    that id) or renamed `<id>#2`, `<id>#3`, ... (`duplicate_ids="suffix"`).
     """
+    if duplicate_ids not in ("reject", "suffix"):
+        raise ValueError(f"duplicate_ids must be 'reject' or 'suffix', got {duplicate_ids!r}")
     rejects = rejects if rejects is not None else Rejects()
     p = Path(path)
     if p.is_dir() and not (p / "dataset_info.json").exists() and not (p / "dataset_dict.json").exists():
@@ -60,6 +64,8 @@ def load_pool(
         source_default = p.name
     elif p.is_file():
         records, source_default = read_records(p), p.stem
+    elif p.suffix in ROW_FILE_SUFFIXES or str(path).startswith((".", "/", "~")):
+        raise FileNotFoundError(f"pool {path!r}: no such file or folder")
     else:
         from datasets import load_dataset, load_from_disk
 
@@ -67,7 +73,7 @@ def load_pool(
         dataset = dataset[split] if hasattr(dataset, "keys") else dataset
         records, source_default = iter(dataset), p.name or "hf"
 
-    rows, columns = [], None
+    rows, columns, seen = [], None, {}
     for index, record in enumerate(records):
         if max_rows is not None and len(rows) + len(rejects) >= max_rows:
             break
@@ -84,6 +90,18 @@ def load_pool(
         row_id = (
             str(record[id_col]) if id_col and record.get(id_col) not in (None, "") else f"{source_default}-{index}"
         )
+        if row_id in seen:
+            seen[row_id][1] += 1
+            if duplicate_ids == "reject":
+                rejects.add(
+                    row_id,
+                    f"duplicate id {row_id!r}: row {index} repeats the id of row {seen[row_id][0]} (kept); make ids"
+                    " unique, or pass --duplicate_ids suffix to keep it as '<id>#<n>'",
+                    row=index,
+                )
+                continue
+            row_id = f"{row_id}#{seen[row_id][1]}"
+        seen.setdefault(row_id, [index, 1])
         if only_ids is not None and row_id not in only_ids:
             continue
         text = record.get(text_col)
@@ -112,7 +130,4 @@ def load_pool(
                 "source": record.get("source") or source_default,
             }
         )
-    ids = [r["id"] for r in rows]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"the pool's ids are not unique ({len(ids) - len(set(ids))} duplicates); name an id column")
     return rows

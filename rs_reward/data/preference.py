@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .images import open_image
-from .io import Rejects, RowError, confine_path, read_records
+from .io import ROW_FILE_SUFFIXES, Rejects, RowError, confine_path, read_records
 
 
 # Keys that SynthRS (or any source with known quality) records per item; carried into each pair's columns, with
@@ -248,19 +248,35 @@ def load_preference_pairs(
     p = Path(path)
     if p.is_file():
         rows = list(table_pairs(p, image_root or p.parent, rejects=rejects, check_images=check_images))
-        return Dataset.from_list(rows) if rows else _empty(path)
+        return Dataset.from_list(_uniform_images(rows)) if rows else _empty(path)
     if p.is_dir() and list(p.glob("*.json")):
         root = image_root or (p / "images" if (p / "images").is_dir() else p)
         rows = list(rsrm_pairs(p, root, rejects=rejects, check_images=check_images))
-        return Dataset.from_list(rows) if rows else _empty(path)
+        return Dataset.from_list(_uniform_images(rows)) if rows else _empty(path)
     if p.is_dir() and ((p / "dataset_info.json").is_file() or (p / "dataset_dict.json").is_file()):
         dataset = load_from_disk(str(p))
         dataset = dataset[split] if hasattr(dataset, "keys") else dataset
     elif p.is_dir():
         dataset = load_dataset(str(p), split=split)
+    elif p.suffix in ROW_FILE_SUFFIXES or str(path).startswith((".", "/", "~")):
+        raise FileNotFoundError(f"preference data {path!r}: no such file or folder")
     else:
         dataset = load_dataset(path, split=split)
     return hf_pairs(dataset, rejects=rejects, source=p.name or "hf")
+
+
+def _uniform_images(rows: list[dict]) -> list[dict]:
+    """Rows whose images mix paths (image files) and bytes (parquet sources) get `{"bytes", "path"}` images, which
+    Arrow stores as one struct type; left as they are, the paths would be typed as binary and read as image bytes."""
+    kinds = {type(image) for row in rows for image in row["images"]}
+    if not ({str, bytes} <= kinds):
+        return rows
+    for row in rows:
+        row["images"] = [
+            {"bytes": image, "path": None} if isinstance(image, bytes) else {"bytes": None, "path": image}
+            for image in row["images"]
+        ]
+    return rows
 
 
 def _empty(path):

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 import tempfile
 from functools import cache
@@ -319,10 +320,17 @@ FOUNDATION_NAME = "qwen2-vl-synthrs"
 FOUNDATION_DIR = Path(__file__).parent / "foundation" / FOUNDATION_NAME
 
 
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
 def resolve_model_path(name_or_path: str) -> str:
     """`tiny:<name>` -> cached folder (built on first use), `tiny:qwen2-vl-synthrs` -> the committed foundation;
-    anything else is returned unchanged."""
-    if isinstance(name_or_path, str) and name_or_path.startswith(TINY_SCHEME):
+    a folder or a Hub id (`owner/name`) is returned unchanged. Anything else, an unknown tiny name, or a Hub id that
+    is not in the local cache while the Hub is off (`HF_HUB_OFFLINE=1`), raises a ValueError saying what to give,
+    before anything is loaded or written."""
+    if not isinstance(name_or_path, str) or not name_or_path:
+        raise ValueError("no model given: set model_name_or_path to a folder, a Hub id (owner/name) or tiny:<name>")
+    if name_or_path.startswith(TINY_SCHEME):
         name = name_or_path[len(TINY_SCHEME) :]
         if name == FOUNDATION_NAME:
             if not (FOUNDATION_DIR / "model.safetensors").is_file():
@@ -330,5 +338,22 @@ def resolve_model_path(name_or_path: str) -> str:
                     f"the SynthRS foundation is missing at {FOUNDATION_DIR}; rebuild it with `make foundation`"
                 )
             return str(FOUNDATION_DIR)
+        if name not in TINY_MODELS:
+            raise ValueError(f"unknown tiny model {name!r}: choose one of {', '.join(sorted(TINY_MODELS))}")
         return tiny_model_path(name)
+    if os.path.isdir(name_or_path):
+        return name_or_path
+    if not HUB_ID.match(name_or_path) or name_or_path.startswith((".", "/", "~")):
+        raise ValueError(
+            f"model {name_or_path!r}: no such folder, and not a Hub id (owner/name); check the path"
+            " (relative paths start from the current folder)"
+        )
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes", "on"):
+        from huggingface_hub import try_to_load_from_cache
+
+        if not isinstance(try_to_load_from_cache(name_or_path, "config.json"), str):
+            raise ValueError(
+                f"model {name_or_path!r}: no such folder, and the Hub is off (HF_HUB_OFFLINE=1) with no cached copy;"
+                " give a local folder, or download it first"
+            )
     return name_or_path

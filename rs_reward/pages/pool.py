@@ -144,7 +144,7 @@ def write_pool_page(
             view["good_share"] = float((ranked["quality"] >= GOOD_QUALITY).mean())
         tasks.append(view)
 
-    thumbs = _fill(shown, pool, root, output_dir)
+    thumbs = _fill(shown, pool, root, output_dir, manifest.get("duplicate_ids", "reject"))
     return render(
         "pool.html.jinja",
         output_dir / "index.html",
@@ -230,10 +230,10 @@ def _precision_curves(ranked, two: bool) -> list[dict]:
     return out
 
 
-def _fill(shown: dict[str, list[dict]], pool: str, root: str, output_dir: Path) -> Thumbnails:
+def _fill(shown: dict[str, list[dict]], pool: str, root: str, output_dir: Path, duplicate_ids: str) -> Thumbnails:
     """Question, text and thumbnail of every row shown, from one read of the pool."""
     thumbs = Thumbnails(output_dir / "thumbs")
-    for row in load_pool(pool, only_ids=set(shown)):
+    for row in load_pool(pool, only_ids=set(shown), duplicate_ids=duplicate_ids):
         views = shown[row["id"]]
         image = thumbs.add(row["image"], root)
         for view in views:

@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 
 def parse(dataclass_types, argv: list[str] | None):
     """Parse `--config recipe.yaml` plus flag overrides into the dataclasses (TrlParser semantics: YAML gives
     defaults, flags override, unknown keys are errors)."""
+    import re
+
     from trl import TrlParser
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--config" in argv[:-1]:
+        config = argv[argv.index("--config") + 1]
+        if not os.path.isfile(config):
+            raise FileNotFoundError(f"config file {config!r} not found (paths are relative to the current folder)")
     parser = TrlParser(dataclass_types)
-    return parser.parse_args_and_config(args=argv)
+    try:
+        return parser.parse_args_and_config(args=argv)
+    except ValueError as error:
+        unknown = re.findall(r"'--([\w.-]+)'", str(error))
+        if "Unknown arguments from config" in str(error) and unknown:
+            where = f"config {config!r}: unknown field(s)"
+        elif "not used by the HfArgumentParser" in str(error) and unknown:
+            where = "unknown flag(s)"
+        else:
+            raise
+        raise ValueError(f"{where} {', '.join(unknown)}; `--help` lists the task's fields") from None
 
 
 def setup_logging(name: str) -> logging.Logger:
@@ -36,3 +54,38 @@ def finish_trackers() -> None:
     wandb = sys.modules.get("wandb")
     if wandb is not None and getattr(wandb, "run", None) is not None:
         wandb.finish()
+
+
+DEBUG_ENV = "RS_REWARD_DEBUG"
+
+
+def run_guarded(task: str, main, argv: list[str] | None = None) -> int:
+    """Run a task's `main(argv)` as a command: an error is printed as one line naming the task, the error and what
+    to do, with exit status 1; `--debug` (anywhere in argv) or `RS_REWARD_DEBUG=1` lets the traceback through.
+
+    Argument errors (argparse) keep their own short usage message and status 2. Library calls of `main` raise.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+    argv = [a for a in argv if a != "--debug"]
+    if debug:
+        return int(main(argv) or 0)
+    try:
+        return int(main(argv) or 0)
+    except KeyboardInterrupt:
+        print(f"rs-reward {task}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # noqa: BLE001 - the command line boundary: one line, not a traceback
+        print(f"rs-reward {task}: error: {describe_error(error)}", file=sys.stderr)
+        print(f"  (rerun with --debug or {DEBUG_ENV}=1 to see the traceback)", file=sys.stderr)
+        return 1
+
+
+def describe_error(error: BaseException) -> str:
+    """One line for an exception: its message (the last of a chain that adds nothing), typed when it is not ours."""
+    message = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, FileNotFoundError) and error.filename and str(error.filename) not in message:
+        message = f"no such file or folder: {error.filename}"
+    if type(error) in (ValueError, RuntimeError, FileNotFoundError) or type(error).__name__ == "RowError":
+        return message
+    return f"{type(error).__name__}: {message}"

@@ -88,4 +88,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from ._common import run_guarded
+
+    raise SystemExit(run_guarded("browse", main))

@@ -244,4 +244,6 @@ def evaluate_curation(eval_args, logger) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from ._common import run_guarded
+
+    raise SystemExit(run_guarded("eval", main))

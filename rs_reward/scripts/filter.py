@@ -89,18 +89,25 @@ def main(argv: list[str] | None = None) -> int:
 
     logger = setup_logging("rs_reward.filter")
     (args,) = parse(config_types(), argv)
+    if not args.scores or not args.pool:
+        raise ValueError("filter: give --scores (a folder written by `rs-reward score`) and --pool (the pool scored)")
+    specs = [None] if args.threshold is not None else [s.strip() for s in args.fractions.split(";") if s.strip()]
+    selections = {spec: None if spec is None else parse_fractions(spec) for spec in specs}  # all checked first
     scores = read_scores(args.scores, columns=["id", "score", "task", "source"])
     manifest = json.loads((Path(args.scores) / "manifest.json").read_text())
-    pool = {row["id"]: row for row in load_pool(args.pool)}
+    pool = {row["id"]: row for row in load_pool(args.pool, duplicate_ids=manifest.get("duplicate_ids", "reject"))}
     missing = [i for i in scores["id"] if i not in pool]
     if missing:
         raise ValueError(f"{len(missing)} scored ids are not in the pool (first: {missing[0]}): wrong pool?")
     image_root = args.image_root or str(Path(args.pool).parent)
-    specs = [None] if args.threshold is not None else [s.strip() for s in args.fractions.split(";") if s.strip()]
+    keeps = {  # every selection made (and checked) before anything is written
+        spec: select(scores, threshold=args.threshold) if spec is None else select(scores, selections[spec])
+        for spec in specs
+    }
     summary = {}
     for spec in specs:
         name = f"threshold-{args.threshold}" if spec is None else selection_name(spec)
-        keep = select(scores, threshold=args.threshold) if spec is None else select(scores, parse_fractions(spec))
+        keep = keeps[spec]
         kept = scores[keep]
         folder = Path(args.output_dir) / name
         write_subset(folder, [pool[i] for i in kept["id"]], image_root, args.caption_prompt)
@@ -182,4 +189,6 @@ def _histogram(scores, keep, path: Path, title: str):
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from ._common import run_guarded
+
+    raise SystemExit(run_guarded("filter", main))

@@ -147,4 +147,6 @@ def _image_of(train):
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from ._common import run_guarded
+
+    raise SystemExit(run_guarded("grpo", main))

@@ -31,6 +31,7 @@ def load_pairs(script_args, training_args, logger):
     from rs_reward.data.preference import load_preference_pairs
 
     rejects = Rejects(strict=script_args.strict)
+    rejects.context = {"split": "train"}  # the same folder may be both sets: each reject says which load saw it
     train = load_preference_pairs(
         script_args.dataset_name, script_args.image_root, split=script_args.dataset_train_split, rejects=rejects
     )
@@ -38,6 +39,7 @@ def load_pairs(script_args, training_args, logger):
         train = train.shuffle(seed=training_args.seed).select(range(script_args.max_train_pairs))
     held_out = None
     if script_args.eval_dataset_name:
+        rejects.context = {"split": "held_out"}
         held_out = load_preference_pairs(
             script_args.eval_dataset_name,
             script_args.eval_image_root,
@@ -174,4 +176,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from ._common import run_guarded
+
+    raise SystemExit(run_guarded("reward", main))

@@ -51,6 +51,10 @@ class ScoreArguments:
     question_column: str | None = field(
         default=None, metadata={"help": "Question column (default `question` if present)."}
     )
+    duplicate_ids: str = field(
+        default="reject",
+        metadata={"help": "A row repeating an earlier id: `reject` (to load_rejects.jsonl) or `suffix` (`<id>#2`)."},
+    )
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the Hub."})
 
 
@@ -65,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rs_reward.data.io import Rejects
     from rs_reward.data.pool import load_pool
+    from rs_reward.eval.report import write_atomic
     from rs_reward.scoring import load_scorer, merge_pool_scores, pool_fingerprint, score_pool
 
     from ._common import parse, setup_logging, summary_table
@@ -86,26 +91,17 @@ def main(argv: list[str] | None = None) -> int:
         question_column=args.question_column,
         rejects=load_rejects,
         max_rows=args.max_rows,
+        duplicate_ids=args.duplicate_ids,
     )
+    if not rows:
+        raise ValueError(f"the pool {args.pool} has no row to score ({load_rejects.summary()}); check its columns")
     image_root = args.image_root or (args.pool if Path(args.pool).is_dir() else str(Path(args.pool).parent))
     scorer_id = f"{args.scorer}:{model_args.model_name_or_path if args.scorer != 'random' else args.seed}"
     fingerprint = pool_fingerprint(rows, args.shard_size, scorer_id)
     run_file = output / "run.json"
     if state.is_main_process:
-        if run_file.is_file() and json.loads(run_file.read_text())["fingerprint"] != fingerprint:
-            raise ValueError(f"{output} holds scores of another pool, shard size or scorer; use a new output_dir")
-        output.mkdir(parents=True, exist_ok=True)
-        run_file.write_text(
-            json.dumps(
-                {"fingerprint": fingerprint, "pool": args.pool, "scorer": scorer_id, "shard_size": args.shard_size},
-                indent=2,
-            )
-            + "\n"
-        )
-        load_rejects.write(output / "load_rejects.jsonl")
-    state.wait_for_everyone()
-
-    scorer = load_scorer(
+        _check_folder(output, fingerprint)  # another run's scores are never mixed in (before anything loads)
+    scorer = load_scorer(  # a wrong model fails here, before the folder is touched
         args.scorer,
         model_args,
         batch_size=args.batch_size,
@@ -115,6 +111,12 @@ def main(argv: list[str] | None = None) -> int:
         num_workers=args.num_workers,
         shared_prefix=args.shared_prefix,
     )
+    if state.is_main_process:
+        run = {"fingerprint": fingerprint, "pool": args.pool, "scorer": scorer_id, "shard_size": args.shard_size}
+        write_atomic(run_file, json.dumps(run, indent=2) + "\n")
+        load_rejects.write(output / "load_rejects.jsonl")
+    state.wait_for_everyone()
+
     start = time.perf_counter()
     timing = score_pool(
         rows,
@@ -135,6 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             "fingerprint": fingerprint,
             "processes": state.num_processes,
             "rows_rejected_at_load": len(load_rejects),
+            "duplicate_ids": args.duplicate_ids,
             "seconds_main_process": round(seconds, 2),
         }
         if hasattr(scorer, "truncated"):
@@ -157,5 +160,24 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _check_folder(output: Path, fingerprint: str) -> None:
+    """Refuse a folder holding scores of another pool, shard size or scorer; a folder whose `run.json` names
+    another run (or cannot be read) but holds no scores yet is taken over (nothing would be lost)."""
+    run_file = output / "run.json"
+    if not run_file.is_file():
+        return
+    try:
+        recorded = json.loads(run_file.read_text()).get("fingerprint")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        recorded = None
+    if recorded == fingerprint:
+        return
+    if any((output / "shards").glob("scores-*.parquet")):
+        what = "another pool, shard size or scorer" if recorded else "an unreadable run.json"
+        raise ValueError(f"{output} holds scores of {what}; use a new output_dir, or delete {output} to start over")
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from ._common import run_guarded
+
+    raise SystemExit(run_guarded("score", main))

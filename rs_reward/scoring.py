@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.chat import encode_scored
+from .data.chat import encode_scored, truncate_texts
 from .data.images import open_image
 from .data.io import RowError
 from .modeling.processing import get_tokenizer
@@ -53,6 +53,9 @@ class RewardModelScorer:
     (`rs_reward.modeling.shared_prefix`): the same scores, one vision pass and one prefix per group. A batch then
     holds at most `batch_size` answers and a group at most `max_group` of them.
 
+    Memory is bounded by tokens, not only rows: every question and answer is cut to `max_text_tokens` tokens
+    (counted in `truncated`), and a batch holds at most `max_batch_tokens` text tokens (rows x its longest row).
+
     Example:
         >>> scorer = RewardModelScorer(model, processor, batch_size=32)
         >>> scorer.score([image], [""], ["A satellite image of farmland."])
@@ -70,8 +73,13 @@ class RewardModelScorer:
         num_workers: int = 0,
         shared_prefix: bool = True,
         max_group: int = 16,
+        max_text_tokens: int | None = 1024,
+        max_batch_tokens: int = 32768,
     ):
         self.model = model.eval()
+        self.max_text_tokens = max_text_tokens
+        self.max_batch_tokens = max_batch_tokens
+        self.truncated = 0
         self.processor = processor
         self.batch_size = batch_size
         self.image_root = image_root
@@ -103,18 +111,24 @@ class RewardModelScorer:
             batch = {k: v.pin_memory() for k, v in batch.items()}
         return index, batch
 
-    def _batches(self, images, questions, texts) -> list[list[list[int]]]:
-        """Batches of groups of row indices: length-aware (text length stands in for token count)."""
+    def _batches(self, images, questions, texts, tokens=None) -> list[list[list[int]]]:
+        """Batches of groups of row indices: length-aware (sorted by text length), at most `batch_size` rows and,
+        given each row's token count, at most `max_batch_tokens` tokens once padded to the longest row."""
         singles = [[i] for i in range(len(texts))]
         groups = group_rows(images, questions, self.max_group) if self.shared_prefix else singles
         groups.sort(key=lambda g: max(len(texts[i]) for i in g) + len(questions[g[0]] or ""))
-        batches, current, size = [], [], 0
+        tokens = tokens if tokens is not None else [0] * len(texts)
+        batches, current, size, longest = [], [], 0, 0
         for group in groups:
-            if current and size + len(group) > self.batch_size:
+            group_longest = max(tokens[i] for i in group)
+            too_many = size + len(group) > self.batch_size
+            too_long = (size + len(group)) * max(longest, group_longest) > self.max_batch_tokens
+            if current and (too_many or too_long):
                 batches.append(current)
-                current, size = [], 0
+                current, size, longest = [], 0, 0
             current.append(group)
             size += len(group)
+            longest = max(longest, group_longest)
         return batches + ([current] if current else [])
 
     @torch.no_grad()
@@ -122,7 +136,13 @@ class RewardModelScorer:
         """One score per row. With `num_workers` > 0 the next batches are opened and encoded in threads while the
         model runs (on a GPU the image processor, not the model, is otherwise the bottleneck: bench/bench_gpu.py)."""
         scores = np.empty(len(texts), dtype=np.float32)
-        batches = self._batches(images, questions, texts)
+        tokenizer = get_tokenizer(self.processor)
+        texts, text_tokens, cut = truncate_texts(tokenizer, texts, self.max_text_tokens)
+        questions = [q or "" for q in questions]
+        questions, question_tokens, cut_questions = truncate_texts(tokenizer, questions, self.max_text_tokens)
+        self.truncated += cut + cut_questions
+        tokens = [a + b for a, b in zip(text_tokens, question_tokens)]
+        batches = self._batches(images, questions, texts, tokens)
 
         def encoded():
             if self.num_workers <= 0:
@@ -211,9 +231,12 @@ def load_scorer(
     trust_remote_code: bool = False,
     num_workers: int = 0,
     shared_prefix: bool = True,
+    max_text_tokens: int | None = 1024,
+    max_batch_tokens: int = 32768,
 ):
-    """Build a scorer: `reward_model` (any folder/Hub id/adapter `load_reward_model` reads; `shared_prefix` as in
-    `RewardModelScorer`), `clip` (any transformers CLIP/SigLIP), or `random`."""
+    """Build a scorer: `reward_model` (any folder/Hub id/adapter `load_reward_model` reads; `shared_prefix`,
+    `max_text_tokens` and `max_batch_tokens` as in `RewardModelScorer`), `clip` (any transformers CLIP/SigLIP;
+    texts cut to the model's own limit), or `random`."""
     if kind == "random":
         return RandomScorer(seed)
     from .modeling import load_processor, model_processor
@@ -227,7 +250,13 @@ def load_scorer(
         model = load_reward_model(model_args, trainable=False, trust_remote_code=trust_remote_code).to(device)
         processor = model_processor(model_args, trust_remote_code=trust_remote_code, padding_side="left")
         return RewardModelScorer(
-            model, processor, batch_size=batch_size, num_workers=num_workers, shared_prefix=shared_prefix
+            model,
+            processor,
+            batch_size=batch_size,
+            num_workers=num_workers,
+            shared_prefix=shared_prefix,
+            max_text_tokens=max_text_tokens,
+            max_batch_tokens=max_batch_tokens,
         )
     if kind == "clip":
         from transformers import AutoModel

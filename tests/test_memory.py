@@ -44,3 +44,4 @@ def test_scoring_an_enormous_caption_and_image_stays_bounded(tmp_path):
     manifest = json.loads((out / "manifest.json").read_text())
     assert measured["code"] == 0 and manifest["rows_scored"] == 14 and manifest["texts_truncated"] == 1
     assert measured["peak_gib"] < PEAK_RSS_LIMIT_GIB, measured
+    print(f"peak RSS {measured['peak_gib']:.2f} GiB")

@@ -34,6 +34,19 @@ def render(processor, conversation: list[dict], add_generation_prompt: bool = Fa
     return processor.apply_chat_template(conversation, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
+def truncate_texts(tokenizer, texts: Sequence[str], max_tokens: int | None) -> tuple[list[str], list[int], int]:
+    """Each text cut to its first `max_tokens` tokens (None: no limit); returns (texts, token counts after the cut,
+    how many were cut). Memory is then bounded by tokens whatever the input (a 20,000-word caption included)."""
+    ids = tokenizer(list(texts), add_special_tokens=False)["input_ids"] if len(texts) else []
+    out, lengths, cut = [], [], 0
+    for text, tokens in zip(texts, ids):
+        if max_tokens is not None and len(tokens) > max_tokens:
+            text, tokens, cut = tokenizer.decode(tokens[:max_tokens]), tokens[:max_tokens], cut + 1
+        out.append(text)
+        lengths.append(len(tokens))
+    return out, lengths, cut
+
+
 def encode_scored(processor, images: Sequence, questions: Sequence[str | None], answers: Sequence[str]):
     """Tokenise a batch of (image or None, question, answer) for a score model, padded as the tokenizer says.
 

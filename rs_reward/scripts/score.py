@@ -51,6 +51,10 @@ class ScoreArguments:
     question_column: str | None = field(
         default=None, metadata={"help": "Question column (default `question` if present)."}
     )
+    max_text_tokens: int = field(
+        default=1024, metadata={"help": "Questions and texts are cut to this many tokens (counted in the manifest)."}
+    )
+    max_batch_tokens: int = field(default=32768, metadata={"help": "Text tokens per batch, padded (memory bound)."})
     duplicate_ids: str = field(
         default="reject",
         metadata={"help": "A row repeating an earlier id: `reject` (to load_rejects.jsonl) or `suffix` (`<id>#2`)."},
@@ -110,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         trust_remote_code=args.trust_remote_code,
         num_workers=args.num_workers,
         shared_prefix=args.shared_prefix,
+        max_text_tokens=args.max_text_tokens,
+        max_batch_tokens=args.max_batch_tokens,
     )
     if state.is_main_process:
         run = {"fingerprint": fingerprint, "pool": args.pool, "scorer": scorer_id, "shard_size": args.shard_size}
@@ -155,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
             "share opening images": f"{timing['open'] / total:.0%}" if total else "n/a",
         }
         if "texts_truncated" in extra:
-            rows_out["texts truncated (CLIP limit)"] = extra["texts_truncated"]
+            rows_out["texts truncated (token limit)"] = extra["texts_truncated"]
         logger.info("\n%s", summary_table("pool scoring", rows_out))
     return 0
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from trl import RewardTrainer
 
-from ..data.chat import encode_scored
+from ..data.chat import encode_scored, truncate_texts
 from ..data.images import open_image
 from ..data.preference import group_items
 from ..modeling.processing import get_tokenizer
@@ -54,12 +54,14 @@ class VisionPreferenceCollator:
     sources: tuple[str, ...] = ()
     image_root: str | None = None
     shared_prefix: bool = False
+    max_text_tokens: int | None = None  # each question and answer cut to this many tokens (`truncated` counts them)
+    truncated: int = 0
 
     def __call__(self, rows: list[dict]) -> dict:
         images = [open_image(row["images"][0], self.image_root) if row["images"] else None for row in rows]
-        questions = [row["prompt"][-1]["content"] for row in rows]
-        chosen = [row["chosen"][-1]["content"] for row in rows]
-        rejected = [rejected_texts(row) for row in rows]
+        questions = self._cut([row["prompt"][-1]["content"] for row in rows])
+        chosen = self._cut([row["chosen"][-1]["content"] for row in rows])
+        rejected = [self._cut(rejected_texts(row)) for row in rows]
         pairs = [(i, k) for i, texts in enumerate(rejected) for k in range(len(texts))]
         if self.shared_prefix:
             starts = [0]
@@ -91,6 +93,13 @@ class VisionPreferenceCollator:
         if self.sources:
             batch["source_index"] = torch.tensor([self.sources.index(rows[i]["source"]) for i, _ in pairs])
         return batch
+
+    def _cut(self, texts: list[str]) -> list[str]:
+        if self.max_text_tokens is None:
+            return texts
+        texts, _, cut = truncate_texts(get_tokenizer(self.processor), texts, self.max_text_tokens)
+        self.truncated += cut
+        return texts
 
 
 def rejected_texts(row: dict) -> list[str]:
@@ -127,7 +136,11 @@ class RSRewardTrainer(RewardTrainer):
                 logger.warning("shared_prefix needs sdpa or eager attention: each pair is scored as two rows")
                 shared = False
             kwargs["data_collator"] = VisionPreferenceCollator(
-                processor, self._tasks, self._sources, shared_prefix=shared
+                processor,
+                self._tasks,
+                self._sources,
+                shared_prefix=shared,
+                max_text_tokens=getattr(args, "max_length", None),  # TRL's RewardConfig.max_length, per text here
             )
         collator = kwargs["data_collator"]
         packed = isinstance(collator, VisionPreferenceCollator) and collator.shared_prefix

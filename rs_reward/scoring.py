@@ -402,8 +402,13 @@ def score_pool(
     return timing
 
 
-def merge_pool_scores(output_dir: str | Path, n_rows: int, shard_size: int, extra: dict | None = None) -> dict:
-    """Check every chunk is there, count rows, write `rejects.jsonl` and `manifest.json`; return the manifest."""
+def merge_pool_scores(
+    output_dir: str | Path, n_rows: int, shard_size: int, extra: dict | None = None, rejected_at_load: int = 0
+) -> dict:
+    """Check every chunk is there, count rows, write `rejects.jsonl` and `manifest.json`; return the manifest.
+
+    `n_rows` rows were scored or rejected in the chunks; `rejected_at_load` more were refused when the pool was read
+    (`load_rejects.jsonl`). The manifest counts both: rows_in = rows_scored + rows_rejected."""
     import pyarrow.parquet as pq
 
     output_dir = Path(output_dir)
@@ -419,9 +424,10 @@ def merge_pool_scores(output_dir: str | Path, n_rows: int, shard_size: int, extr
     if scored + rejected != n_rows:
         raise RuntimeError(f"rows in ({n_rows}) != scored ({scored}) + rejected ({rejected})")
     manifest = {
-        "rows_in": n_rows,
+        "rows_in": n_rows + rejected_at_load,
         "rows_scored": scored,
-        "rows_rejected": rejected,
+        "rows_rejected": rejected + rejected_at_load,
+        "rows_rejected_at_load": rejected_at_load,
         "chunks": n_chunks,
         "shard_size": shard_size,
         **(extra or {}),

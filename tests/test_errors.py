@@ -108,3 +108,16 @@ def test_a_typo_in_the_model_then_the_right_command_into_the_same_folder(pool, t
     out2.mkdir()
     (out2 / "run.json").write_text('{"fingerprint": "ab')
     assert main(["score", "--config", SCORE, "--pool", str(pool / "pool.csv"), "--output_dir", str(out2)]) == 0
+
+
+def test_a_second_command_on_a_folder_being_scored_is_refused(pool, tmp_path, capsys):
+    import fcntl
+
+    out = tmp_path / "s"
+    out.mkdir()
+    with (out / ".lock").open("a") as held:  # as a first `rs-reward score` into this folder holds it
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        args = ["score", "--config", SCORE, "--pool", str(pool / "pool.csv"), "--output_dir", str(out)]
+        _wrong(capsys, args, "being scored by another command")
+        assert not (out / "run.json").exists()
+    assert main(args) == 0  # the first one done: the folder is free

@@ -96,7 +96,8 @@ def test_every_bad_image_becomes_a_reject_with_its_reason_and_no_row_is_lost(poo
     rejects = {
         r["id"]: r["reason"] for r in map(json.loads, (tmp_path / "rm" / "rejects.jsonl").read_text().splitlines())
     }
-    assert manifest["rows_in"] == 66 == manifest["rows_scored"] + manifest["rows_rejected"]
+    assert manifest["rows_in"] == 67 == manifest["rows_scored"] + manifest["rows_rejected"]  # 1 refused at load
+    assert manifest["rows_rejected_at_load"] == 1
     assert set(rejects) == {"b-empty", "b-truncated", "b-text", "b-huge", "b-missing", "b-escape"}
     assert "empty image" in rejects["b-empty"] and "missing" in rejects["b-missing"]
     assert "escapes the image root" in rejects["b-escape"] and "too large" in rejects["b-huge"]
@@ -168,7 +169,7 @@ def test_kill_during_scoring_then_resume_gives_the_uninterrupted_result(pool, tm
     assert not (out / "manifest.json").exists()
     resumed, manifest = _score(pool, out, "reward_model", flags)
     pd.testing.assert_frame_equal(resumed, reference)
-    assert manifest["rows_scored"] + manifest["rows_rejected"] == 66
+    assert manifest["rows_scored"] + manifest["rows_rejected"] == 67
 
 
 def test_two_processes_give_the_single_process_result(pool, tmp_path, tiny_reward_path, launch_two_cpu_processes):
@@ -193,7 +194,7 @@ def test_two_processes_give_the_single_process_result(pool, tmp_path, tiny_rewar
     assert result.returncode == 0, result.stderr[-3000:]
     two = read_scores(tmp_path / "two")
     manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
-    assert manifest["processes"] == 2 and manifest["rows_scored"] + manifest["rows_rejected"] == 66
+    assert manifest["processes"] == 2 and manifest["rows_scored"] + manifest["rows_rejected"] == 67
     pd.testing.assert_frame_equal(two, single, atol=1e-5, rtol=0)  # float round-off between thread counts
 
 

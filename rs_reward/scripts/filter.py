@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
                     else f"keep fractions `{spec}`, per task when named, ranked by score, ties broken by id."
                 ),
                 f"{int(keep.sum())} of {len(scores)} scored rows kept (the pool had {manifest['rows_in']} rows;"
-                f" {manifest['rows_rejected']} could not be scored, see `{args.scores}/rejects.jsonl`).",
+                f" {manifest['rows_rejected']} could not be scored, each with its reason in"
+                f" `{args.scores}/rejects.jsonl` and `load_rejects.jsonl`).",
                 "",
                 markdown_table(["by", "value", "scored", "kept", "share", "lowest kept score"], counts),
                 "",

@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         max_batch_tokens=args.max_batch_tokens,
     )
     if state.is_main_process:
+        lock = _lock(output)  # noqa: F841 - held until this process exits (also when killed)
         run = {"fingerprint": fingerprint, "pool": args.pool, "scorer": scorer_id, "shard_size": args.shard_size}
         write_atomic(run_file, json.dumps(run, indent=2) + "\n")
         load_rejects.write(output / "load_rejects.jsonl")
@@ -142,20 +143,19 @@ def main(argv: list[str] | None = None) -> int:
             "scorer": scorer_id,
             "fingerprint": fingerprint,
             "processes": state.num_processes,
-            "rows_rejected_at_load": len(load_rejects),
             "duplicate_ids": args.duplicate_ids,
             "seconds_main_process": round(seconds, 2),
         }
         if hasattr(scorer, "truncated"):
             extra["texts_truncated"] = int(scorer.truncated)  # this process's share
-        manifest = merge_pool_scores(output, len(rows), args.shard_size, extra)
+        manifest = merge_pool_scores(output, len(rows), args.shard_size, extra, rejected_at_load=len(load_rejects))
         total = timing["open"] + timing["score"]
         rows_out = {
             "output": str(output),
             "scorer": scorer_id,
-            "rows in": manifest["rows_in"] + len(load_rejects),
+            "rows in": manifest["rows_in"],
             "rows scored": manifest["rows_scored"],
-            "rows rejected": manifest["rows_rejected"] + len(load_rejects),
+            "rows rejected": f"{manifest['rows_rejected']} ({len(load_rejects)} when the pool was read)",
             "chunks (resumed)": f"{manifest['chunks']} ({timing['resumed']} already done)",
             "seconds (this process)": round(seconds, 1),
             "share opening images": f"{timing['open'] / total:.0%}" if total else "n/a",
@@ -164,6 +164,24 @@ def main(argv: list[str] | None = None) -> int:
             rows_out["texts truncated (token limit)"] = extra["texts_truncated"]
         logger.info("\n%s", summary_table("pool scoring", rows_out))
     return 0
+
+
+def _lock(output: Path):
+    """An exclusive lock on `output/.lock` for this process's life: a second command scoring into the same folder
+    is refused at once instead of doing all the work again. The OS releases it when the process ends."""
+    import fcntl
+
+    output.mkdir(parents=True, exist_ok=True)
+    handle = (output / ".lock").open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ValueError(
+            f"{output} is being scored by another command; wait for it to finish (then rerun to reuse its scores),"
+            " or use another output_dir"
+        ) from None
+    return handle
 
 
 def _check_folder(output: Path, fingerprint: str) -> None:

@@ -26,6 +26,11 @@ def parse_fractions(spec: str) -> dict[str, float]:
     return out
 
 
+def kept_count(fraction: float, n: int) -> int:
+    """Rows a keep fraction keeps of `n`: round(fraction * n), halves up (the one rule `select` and the pages use)."""
+    return int(math.floor(fraction * n + 0.5))
+
+
 def select(scores, fractions: dict[str, float] | None = None, threshold: float | None = None):
     """Boolean mask over the rows of `scores` (a DataFrame with id, score, task) of the rows kept.
 
@@ -49,6 +54,6 @@ def select(scores, fractions: dict[str, float] | None = None, threshold: float |
         if fraction is None:
             raise ValueError(f"no keep fraction for task {task!r}; give one, or a default as '*=<fraction>' ")
         order = np.lexsort((scores["id"].to_numpy()[index], -scores["score"].to_numpy()[index]))
-        k = int(math.floor(fraction * len(index) + 0.5))
+        k = kept_count(fraction, len(index))
         keep[index[order[:k]]] = True
     return keep

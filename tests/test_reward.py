@@ -245,13 +245,18 @@ def train_without_eval(flags: list[str]) -> int:
 
 
 def _synth_flags(synthrs, out, model="tiny:qwen2-vl-tiny"):
+    return _flags(synthrs / "preference" / "train", synthrs / "preference" / "test", out, model)
+
+
+def _flags(train, held_out, out, model="tiny:qwen2-vl-tiny"):
+    """Two CPU steps of `rs-reward reward` on `train`, evaluated on at most 8 pairs of `held_out`."""
     return [
         "--model_name_or_path",
         model,
         "--dataset_name",
-        str(synthrs / "preference" / "train"),
+        str(train),
         "--eval_dataset_name",
-        str(synthrs / "preference" / "test"),
+        str(held_out),
         "--output_dir",
         str(out),
         "--max_steps",
@@ -408,27 +413,7 @@ def test_mixed_sources_image_files_and_parquet_bytes_train_and_evaluate(tmp_path
     assert [c[0] > c[2] for c in colours] == [True] * 4 + [False] * 4  # red files, then blue bytes: each its own
 
     out = tmp_path / "out"
-    flags = [
-        "--model_name_or_path",
-        "tiny:qwen2-vl-tiny",
-        "--dataset_name",
-        str(root),
-        "--eval_dataset_name",
-        str(root),
-    ]
-    flags += [
-        "--output_dir",
-        str(out),
-        "--max_steps",
-        "2",
-        "--use_cpu",
-        "true",
-        "--bf16",
-        "false",
-        "--dtype",
-        "float32",
-    ]
-    flags += ["--report_to", "none", "--per_device_train_batch_size", "2", "--save_strategy", "no"]
+    flags = _flags(root, root, out)
     assert main(["reward", "--config", str(ROOT / "recipes/tiny/reward/config_demo.yaml"), *flags]) == 0
     metrics = json.loads((out / "eval_metrics.json").read_text())
     assert metrics["pairs"] == 8 and set(metrics["accuracy_by_source"]) == {"rs", "v"}

@@ -49,7 +49,6 @@ class Thumbnails:
     def __init__(self, folder: str | Path, side: int = THUMBNAIL_SIDE):
         self.folder = Path(folder)
         self.side = side
-        self.written = 0
         self.used: set[str] = set()
 
     def add(self, source, root: str | os.PathLike | None = None) -> dict:
@@ -79,7 +78,6 @@ class Thumbnails:
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(buffer.getvalue())
             tmp.replace(path)
-            self.written += 1
         return {"src": f"{self.folder.name}/{name}"}
 
     def prune(self) -> int:
@@ -122,7 +120,7 @@ def histogram(values, bins: int = 40) -> dict:
         bars.append(
             {"x": xs[i], "w": max(xs[i + 1] - xs[i] - 0.5, 0.5), "y": height - pad - h, "h": h, "n": int(count)}
         )
-    return {"bars": bars, "lo": lo, "hi": hi, "top": top, "x0": pad, "w": width - 2 * pad}
+    return {"bars": bars, "lo": lo, "hi": hi, "x0": pad, "w": width - 2 * pad}
 
 
 def polyline(xs, ys, x_range, y_range) -> str:

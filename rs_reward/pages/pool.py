@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 
-from ..curation import parse_fractions, select
+from ..curation import kept_count, parse_fractions, select
 from ..data.pool import load_pool
 from ..scoring import read_scores
 from ._render import PLOT, Thumbnails, histogram, polyline, render, scale, spread
@@ -32,12 +31,15 @@ def _manifest(scores: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
-def _curve(good: np.ndarray) -> tuple[list[float], list[float | None]]:
+def _kept(n: int) -> list[int]:
+    """Rows kept of `n` at p = 0..100 % (the slider's steps)."""
+    return [kept_count(p / 100, n) for p in range(101)]
+
+
+def _curve(good: np.ndarray) -> list[float | None]:
     """Precision of the top p % for p = 0..100 (`good` in rank order); None where nothing is kept."""
     cumulative = np.concatenate([[0], np.cumsum(good)])
-    n = len(good)
-    kept = [int(math.floor(p / 100 * n + 0.5)) for p in range(101)]
-    return kept, [float(cumulative[k] / k) if k else None for k in kept]
+    return [float(cumulative[k] / k) if k else None for k in _kept(len(good))]
 
 
 def write_pool_page(
@@ -111,9 +113,8 @@ def write_pool_page(
                 low = float(kept_scores.min())
                 (x,) = scale([low], hist["lo"], hist["hi"], hist["w"], hist["x0"])
                 cut_lines.append({"spec": spec, "score": low, "kept": int(mask.sum()), "x": x})
-        kept, precision = _curve(ranked["quality"].to_numpy() >= GOOD_QUALITY) if truth else (None, None)
-        if kept is None:
-            kept = [int(math.floor(p / 100 * n + 0.5)) for p in range(101)]
+        kept = _kept(n)
+        precision = _curve(ranked["quality"].to_numpy() >= GOOD_QUALITY) if truth else None
         slider = {
             "n": n,
             "kept": kept,
@@ -217,7 +218,7 @@ def _precision_curves(ranked, two: bool) -> list[dict]:
         curves.append(("score_b", good[order]))
     out = []
     for name, ordered in curves:
-        _, precision = _curve(ordered)
+        precision = _curve(ordered)
         xs = [p for p in range(1, 101)]
         ys = [precision[p] if precision[p] is not None else 0.0 for p in xs]
         out.append(

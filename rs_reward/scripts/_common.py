@@ -82,10 +82,10 @@ def run_guarded(task: str, main, argv: list[str] | None = None) -> int:
 
 
 def describe_error(error: BaseException) -> str:
-    """One line for an exception: its message (the last of a chain that adds nothing), typed when it is not ours."""
+    """One line for an exception: its message, with its type when it is not a value, runtime or file error."""
     message = " ".join(str(error).split()) or type(error).__name__
     if isinstance(error, FileNotFoundError) and error.filename and str(error.filename) not in message:
         message = f"no such file or folder: {error.filename}"
-    if type(error) in (ValueError, RuntimeError, FileNotFoundError) or type(error).__name__ == "RowError":
+    if isinstance(error, (ValueError, RuntimeError, OSError)):  # ours and the data's: the message says it all
         return message
     return f"{type(error).__name__}: {message}"

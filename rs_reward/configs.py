@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 from trl import ModelConfig, RewardConfig
 
+from .data.chat import prompt_order_field
+
 
 @dataclass
 class RSModelConfig(ModelConfig):
@@ -109,13 +111,14 @@ class RewardScriptArguments(PreferenceDataArguments):
 class RSRewardConfig(RewardConfig):
     """TRL's `RewardConfig` with defaults that suit VLM rows.
 
-    `max_length` is not applied (image tokens are only known after processing; the pixel budget bounds them),
-    `remove_unused_columns` is off (the collator needs the raw rows), and `shared_prefix` (new) packs each pair
-    behind one prefix. Everything else is TRL's.
+    `max_length` cuts each question and answer to that many tokens (image tokens apart: the pixel budget bounds
+    them), so memory is bounded by tokens whatever the texts; `remove_unused_columns` is off (the collator needs
+    the raw rows), and `shared_prefix` (new) packs each pair behind one prefix. Everything else is TRL's.
     """
 
     max_length: int | None = field(
-        default=None, metadata={"help": "Not applied to VLM rows; kept for TRL compatibility."}
+        default=1024,
+        metadata={"help": "Each question and answer is cut to this many tokens (None: no cut; images apart)."},
     )
     remove_unused_columns: bool = field(
         default=False, metadata={"help": "Must stay False: the collator reads raw rows."}
@@ -151,7 +154,9 @@ class GRPOScriptArguments:
 
         reward_funcs: registry names; weights are GRPOConfig's `reward_weights` (the paper: [format, accuracy]
         with [0.3, 0.7] and format_gate); reward_model_name_or_path: the score model (ScoreRS layout, LoRA
-        adapter or full model); reward_routes: which function scores each reward_type; score_beta.
+        adapter or full model); prompt_order: where the score model reads the image (`image_first`, as it
+        trains; `text_first`, as the authors' reward server); reward_routes: which function scores each
+        reward_type; score_beta.
     """
 
     dataset_name: str = field(default=None, metadata={"help": "RL prompts: JSONL / JSON / parquet of canonical rows."})
@@ -178,6 +183,7 @@ class GRPOScriptArguments:
     reward_min_pixels: int | None = field(default=None, metadata={"help": "Score model's smallest image area."})
     reward_max_pixels: int | None = field(default=None, metadata={"help": "Score model's largest image area."})
     reward_batch_size: int = field(default=16, metadata={"help": "Rows per score-model forward pass."})
+    prompt_order: str = prompt_order_field()
     reward_routes: str = field(
         default="em=exact_match,mc=multiple_choice,iou=iou_graded,open=score_vs_reference",
         metadata={"help": "reward_type=function pairs used by `accuracy` (`none`: no accuracy reward)."},

@@ -191,14 +191,25 @@ class ScoreModel:
         self.calls = 0
 
     @classmethod
-    def load(cls, model_args, batch_size: int = 16, device=None, trust_remote_code: bool = False) -> ScoreModel:
+    def load(
+        cls,
+        model_args,
+        batch_size: int = 16,
+        device=None,
+        trust_remote_code: bool = False,
+        prompt_order: str = "image_first",
+    ) -> ScoreModel:
         from .scoring import load_scorer
 
-        return cls(
-            load_scorer(
-                "reward_model", model_args, batch_size=batch_size, device=device, trust_remote_code=trust_remote_code
-            )
+        scorer = load_scorer(
+            "reward_model",
+            model_args,
+            batch_size=batch_size,
+            device=device,
+            trust_remote_code=trust_remote_code,
+            prompt_order=prompt_order,
         )
+        return cls(scorer)
 
     def to(self, device) -> ScoreModel:
         self.scorer.model.to(device)

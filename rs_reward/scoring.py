@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.chat import encode_scored, truncate_texts
+from .data.chat import PROMPT_ORDERS, encode_scored, truncate_texts
 from .data.images import open_image
 from .data.io import RowError
 from .modeling.processing import get_tokenizer
@@ -56,6 +56,9 @@ class RewardModelScorer:
     Memory is bounded by tokens, not only rows: every question and answer is cut to `max_text_tokens` tokens
     (counted in `truncated`), and a batch holds at most `max_batch_tokens` text tokens (rows x its longest row).
 
+    `prompt_order` places the image in the user turn: "image_first" (`[image, question]`, as the authors train
+    and score pools) or "text_first" (`[question, image]`, as their GRPO reward server and best-of-N scripts).
+
     Example:
         >>> scorer = RewardModelScorer(model, processor, batch_size=32)
         >>> scorer.score([image], [""], ["A satellite image of farmland."])
@@ -75,7 +78,11 @@ class RewardModelScorer:
         max_group: int = 16,
         max_text_tokens: int | None = 1024,
         max_batch_tokens: int = 32768,
+        prompt_order: str = "image_first",
     ):
+        if prompt_order not in PROMPT_ORDERS:
+            raise ValueError(f"prompt_order must be one of {PROMPT_ORDERS}, got {prompt_order!r}")
+        self.prompt_order = prompt_order
         self.model = model.eval()
         self.max_text_tokens = max_text_tokens
         self.max_batch_tokens = max_batch_tokens
@@ -100,7 +107,13 @@ class RewardModelScorer:
             if key not in opened:
                 opened[key] = open_image(images[i], self.image_root)
             batch_images.append(opened[key])
-        batch = encode_scored(self.processor, batch_images, [questions[i] for i in index], [texts[i] for i in index])
+        batch = encode_scored(
+            self.processor,
+            batch_images,
+            [questions[i] for i in index],
+            [texts[i] for i in index],
+            prompt_order=self.prompt_order,
+        )
         if any(len(group) > 1 for group in groups):
             local, start = [], 0
             for group in groups:
@@ -233,9 +246,10 @@ def load_scorer(
     shared_prefix: bool = True,
     max_text_tokens: int | None = 1024,
     max_batch_tokens: int = 32768,
+    prompt_order: str = "image_first",
 ):
     """Build a scorer: `reward_model` (any folder/Hub id/adapter `load_reward_model` reads; `shared_prefix`,
-    `max_text_tokens` and `max_batch_tokens` as in `RewardModelScorer`), `clip` (any transformers CLIP/SigLIP;
+    `max_text_tokens`, `max_batch_tokens` and `prompt_order` as in `RewardModelScorer`), `clip` (any transformers CLIP/SigLIP;
     texts cut to the model's own limit), or `random`."""
     if kind == "random":
         return RandomScorer(seed)
@@ -257,6 +271,7 @@ def load_scorer(
             shared_prefix=shared_prefix,
             max_text_tokens=max_text_tokens,
             max_batch_tokens=max_batch_tokens,
+            prompt_order=prompt_order,
         )
     if kind == "clip":
         from transformers import AutoModel

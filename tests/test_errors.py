@@ -121,3 +121,18 @@ def test_a_second_command_on_a_folder_being_scored_is_refused(pool, tmp_path, ca
         _wrong(capsys, args, "being scored by another command")
         assert not (out / "run.json").exists()
     assert main(args) == 0  # the first one done: the folder is free
+
+
+def test_no_bitsandbytes_kernels_warning_on_a_command():
+    """bitsandbytes' import-time "Failed to load CPU gemm_4bit_forward from kernels-community" line is dropped."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", "import rs_reward.cli, peft, trl, bitsandbytes; rs_reward.cli.console(['--help'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    output = result.stdout + result.stderr
+    assert "tasks:" in output and "kernels" not in output, output

@@ -277,6 +277,54 @@ def test_scorers_checkpoint_layout_loads_with_the_same_scores(
     torch.testing.assert_close(score(model, processor, scene_images), expected.squeeze(-1), atol=ATOL, rtol=0)
 
 
+@pytest.mark.parametrize("order", ["image_first", "text_first"])
+def test_published_layout_scores_in_either_prompt_order_as_the_stock_template_renders_it(
+    tiny_generator_path, scene_images, tmp_path, order
+):
+    """The authors train and score pools with `[image, question]` in the user turn, and their GRPO reward server
+    and best-of-N scripts with `[question, image]`. A checkpoint in the released layout (legacy keys, a
+    `reward_head`, the extra config fields `ranked_candidate_num` and `pad_token_id`) loads, and the scorer's tokens
+    are the stock Qwen2-VL template's, default system prompt included, written out here by hand."""
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from rs_reward.scoring import RewardModelScorer
+
+    generator = Qwen2VLForConditionalGeneration.from_pretrained(tiny_generator_path)
+    generator.save_pretrained(tmp_path)
+    load_processor(tiny_generator_path).save_pretrained(tmp_path)
+    weights = load_file(tmp_path / "model.safetensors")
+    weights["reward_head.weight"] = torch.randn(1, generator.config.text_config.hidden_size)
+    save_file(weights, tmp_path / "model.safetensors", metadata={"format": "pt"})
+    config = json.loads((tmp_path / "config.json").read_text())
+    config.update(ranked_candidate_num=2, pad_token_id=generator.config.text_config.pad_token_id)
+    (tmp_path / "config.json").write_text(json.dumps(config))
+
+    model = load_reward_model(RSModelConfig(model_name_or_path=str(tmp_path)), trainable=False)
+    processor = load_processor(str(tmp_path))
+    scorer = RewardModelScorer(model, processor, prompt_order=order, shared_prefix=False)
+    question, answer = "How many ships are in the image?", "three"
+    batch = encode_scored(processor, scene_images[:1], [question], [answer], prompt_order=order)
+    pads = int(batch["image_grid_thw"][0].prod()) // 4  # merge 2 x 2
+    image = "<|vision_start|>" + "<|image_pad|>" * pads + "<|vision_end|>"
+    user = image + question if order == "image_first" else question + image
+    stock = (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n"
+        f"<|im_start|>user\n{user}<|im_end|>\n<|im_start|>assistant\n{answer}<|im_end|>\n"
+    )
+    expected = processor.tokenizer(stock, add_special_tokens=False)["input_ids"]
+    assert batch["input_ids"][0].tolist() == expected
+    with torch.no_grad():
+        direct = model(**batch).logits.squeeze(-1)
+    torch.testing.assert_close(
+        torch.as_tensor(scorer.score(scene_images[:1], [question], [answer])), direct, atol=ATOL, rtol=0
+    )
+    other = "text_first" if order == "image_first" else "image_first"
+    moved = RewardModelScorer(model, processor, prompt_order=other, shared_prefix=False)
+    assert abs(float(moved.score(scene_images[:1], [question], [answer])[0]) - float(direct[0])) > 1e-4
+
+
 def test_tiny_clip_is_identical_when_built_in_two_processes(tmp_path):
     """Fresh clones must get the same CLIP baseline (the BPE trainer's ids varied between processes)."""
     import subprocess

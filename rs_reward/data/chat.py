@@ -9,6 +9,7 @@ as images).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import field
 
 
 # Prompt layouts of the RS benchmarks (VHM / GeoChat grounding, LHRS-Bench multiple choice), shared by the
@@ -18,12 +19,41 @@ GROUNDING_TEMPLATE = (
 )
 MC_SUFFIX = "\nChoices: {} Answer from the given choices with A., B., C., D., etc."
 
+# Longest question or RL prompt a generator is asked, in characters (at least one per token, so also a bound on
+# tokens): TRL's GRPO and generation have no prompt limit of their own, and one 20,000-word prompt would pad its
+# batch to that length. A longer prompt is rejected (never cut: a cut question asks something else).
+MAX_PROMPT_CHARS = 8192
 
-def scored_conversation(question: str | None, answer: str, with_image: bool = True) -> list[dict]:
-    """The conversation a score model reads: `[user: (image) + question, assistant: answer]`."""
+
+# Where the image goes in the user turn of a scored transcript. The authors' reward-model training and pool
+# scoring put it first (`[image, question]`, the default here, as training must match); their GRPO reward server
+# and both best-of-N scripts put the question first (`[question, image]`). Scoring, GRPO rewards and best-of-N
+# take `prompt_order` to match either.
+PROMPT_ORDERS = ("image_first", "text_first")
+
+
+def prompt_order_field():
+    """The `prompt_order` field of every task that scores with a score model (one help text, one set of choices)."""
+    return field(
+        default="image_first",
+        metadata={
+            "help": "Image place in the scored user turn: image_first (as the score model trains; the authors' pool "
+            "scoring) or text_first (the authors' GRPO reward server and best-of-N scripts).",
+            "choices": list(PROMPT_ORDERS),
+        },
+    )
+
+
+def scored_conversation(
+    question: str | None, answer: str, with_image: bool = True, prompt_order: str = "image_first"
+) -> list[dict]:
+    """The conversation a score model reads: `[user: (image) + question, assistant: answer]` (`prompt_order`
+    "text_first": `[user: question + image, ...]`)."""
+    if prompt_order not in PROMPT_ORDERS:
+        raise ValueError(f"prompt_order must be one of {PROMPT_ORDERS}, got {prompt_order!r}")
     user = [{"type": "text", "text": question or ""}]
     if with_image:
-        user.insert(0, {"type": "image"})
+        user.insert(0 if prompt_order == "image_first" else 1, {"type": "image"})
     return [
         {"role": "user", "content": user},
         {"role": "assistant", "content": [{"type": "text", "text": answer}]},
@@ -47,7 +77,13 @@ def truncate_texts(tokenizer, texts: Sequence[str], max_tokens: int | None) -> t
     return out, lengths, cut
 
 
-def encode_scored(processor, images: Sequence, questions: Sequence[str | None], answers: Sequence[str]):
+def encode_scored(
+    processor,
+    images: Sequence,
+    questions: Sequence[str | None],
+    answers: Sequence[str],
+    prompt_order: str = "image_first",
+):
     """Tokenise a batch of (image or None, question, answer) for a score model, padded as the tokenizer says.
 
     Returns a `BatchFeature` with `input_ids`, `attention_mask` and, when any row has an image,
@@ -58,7 +94,7 @@ def encode_scored(processor, images: Sequence, questions: Sequence[str | None], 
             f"images, questions and answers differ in length: {len(images)}, {len(questions)}, {len(answers)}"
         )
     texts = [
-        render(processor, scored_conversation(q, a, with_image=image is not None))
+        render(processor, scored_conversation(q, a, with_image=image is not None, prompt_order=prompt_order))
         for image, q, a in zip(images, questions, answers)
     ]
     present = [image for image in images if image is not None]

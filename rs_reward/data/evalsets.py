@@ -19,20 +19,139 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .io import confine_path
+from .chat import MAX_PROMPT_CHARS
+from .io import Rejects, RowError, UniqueIds, confine_path
 
 
-def read_canonical(path: str | Path, image_root: str | Path | None = None) -> list[dict]:
+def read_canonical(
+    path: str | Path, image_root: str | Path | None = None, rejects: Rejects | None = None
+) -> list[dict]:
+    """JSONL of canonical eval rows; a line that is not JSON, whose image path escapes the root or whose id an
+    earlier line has goes to `rejects` (raises without one)."""
     path = Path(path)
     root = Path(image_root) if image_root else path.parent
-    rows = []
+    rows, ids = [], UniqueIds()
     with path.open(encoding="utf-8") as f:
-        for line in f:
-            if line.strip():
-                row = json.loads(line)
-                row["images"] = [str(confine_path(root, p)) for p in row.get("images", [])]
-                rows.append(row)
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            row_id = f"line-{number}"
+            try:
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as error:
+                    raise RowError(f"line {number} is not valid JSON ({error.msg})") from None
+                if not isinstance(row, dict):
+                    raise RowError(f"line {number} is not a JSON object")
+                row_id = str(row.get("id", row_id))
+                row["images"] = [str(confine_path(root, p)) for p in row.get("images") or []]
+                ids.check(row_id, number)
+            except RowError as error:
+                if rejects is None:
+                    raise RowError(f"{path}: {error}") from None
+                rejects.add(row_id, str(error))
+                continue
+            rows.append(row)
     return rows
+
+
+EVAL_TASKS = ("cls", "vqa", "mc", "vg", "caption")
+
+
+def check_eval_rows(
+    rows: list[dict], rejects: Rejects, *, questions: bool = True, check_images: bool = True
+) -> list[dict]:
+    """The rows an evaluation can use, in order; every other row goes to `rejects` with its reason: a repeated id
+    (numbered by place in `rows`),
+    an unknown task, a missing question (`questions`: a VLM is asked one; CLIP class sets have none) or one longer
+    than `MAX_PROMPT_CHARS`, an empty
+    answer (a caption row may give `references` instead), a box that is not 4 numbers, an image that does not
+    open. Raises if no row is left."""
+    from .images import open_image
+
+    kept, ids = [], UniqueIds()
+    for number, row in enumerate(rows, 1):
+        row_id = str(row.get("id", f"row-{number}"))
+        try:
+            task = row.get("task")
+            if task not in EVAL_TASKS:
+                raise RowError(f"unknown task {task!r} (known: {', '.join(EVAL_TASKS)})")
+            question = row.get("question", "")
+            if not isinstance(question, str) or (questions and task != "caption" and not question.strip()):
+                raise RowError(f"a {task} row needs a non-empty string 'question'")
+            if len(question) > MAX_PROMPT_CHARS:
+                raise RowError(f"question of {len(question)} characters is longer than {MAX_PROMPT_CHARS}")
+            answer, references = row.get("answer"), row.get("references")
+            if not (isinstance(answer, str) and answer.strip()) and not (task == "caption" and references):
+                raise RowError("'answer' must be a non-empty string")
+            box = row.get("bbox")
+            if task == "vg" and not (
+                isinstance(box, list | tuple) and len(box) == 4 and all(isinstance(v, int | float) for v in box)
+            ):
+                raise RowError(f"a vg row needs 'bbox' [x1, y1, x2, y2], got {box!r}")
+            if check_images:
+                for image in row.get("images") or []:
+                    open_image(image, verify=True)
+            ids.check(row_id, number)
+        except RowError as error:
+            rejects.add(row_id, str(error))
+            continue
+        kept.append(row)
+    if not kept:
+        raise ValueError(f"no usable eval row ({rejects.summary()})")
+    return kept
+
+
+def read_eval_rows(
+    path: str, fmt: str = "auto", rejects: Rejects | None = None
+) -> tuple[list[dict], list[str] | None]:
+    """Eval rows (and class names for an ImageFolder) from any supported layout; `fmt="auto"` tells the layout
+    from the path: a folder with `Annotations/` is DIOR-RSVG, another folder an ImageFolder, `*_questions.json`
+    raw RSVQA, `.jsonl` canonical, a JSON object with `data` LHRS-Bench, another object Karpathy, a list VHM."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"eval data {path!r} not found")
+    if fmt == "auto":
+        if p.is_dir():
+            fmt = "dior_rsvg" if (p / "Annotations").is_dir() else "imagefolder"
+        elif p.name.endswith("_questions.json"):
+            fmt = "rsvqa"
+        elif p.suffix == ".jsonl":
+            fmt = "canonical"
+        else:
+            head = json.loads(p.read_text(encoding="utf-8"))
+            fmt = (
+                "lhrs"
+                if isinstance(head, dict) and "data" in head
+                else "karpathy"
+                if isinstance(head, dict)
+                else "vhm"
+            )
+    if fmt == "imagefolder":
+        return read_image_folder(p)
+    if fmt == "canonical":
+        return read_canonical(p, rejects=rejects), None
+    readers = {
+        "vhm": read_vhm,
+        "lhrs": read_lhrs_bench,
+        "karpathy": read_karpathy,
+        "rsvqa": read_rsvqa,
+        "dior_rsvg": read_dior_rsvg,
+    }
+    if fmt not in readers:
+        raise ValueError(f"unknown eval_format {fmt!r} (known: canonical, imagefolder, {', '.join(readers)}, auto)")
+    return readers[fmt](p), None
+
+
+def first_per_task(rows: list[dict], limit: int) -> list[dict]:
+    """The first `limit` rows of each task, in order."""
+    counts: dict[str, int] = {}
+    kept = []
+    for row in rows:
+        counts[row["task"]] = counts.get(row["task"], 0) + 1
+        if counts[row["task"]] <= limit:
+            kept.append(row)
+    return kept
 
 
 def _vhm_task(path: Path, record: dict) -> str:

@@ -1,5 +1,6 @@
 """Opening images, one place for every stage: paths confined to a root, bytes, HF Image dicts or PIL images,
-decoded lazily, converted to 8-bit RGB (`to_rgb`: 16-bit, 32-bit and float grayscale scaled, not saturated),
+decoded lazily, converted to 8-bit RGB (`to_rgb`: 16-bit, 32-bit and float grayscale scaled, not saturated;
+TIFFs of 4 or more 8-bit bands read as their first three, multi-band TIFFs of more bits refused with what to do),
 guarded against decompression bombs, with errors that name the problem."""
 
 from __future__ import annotations
@@ -15,6 +16,21 @@ from .io import RowError, confine_path
 
 # Largest image accepted, in pixels (Pillow's own guard warns at 89 M and raises at twice that).
 MAX_IMAGE_PIXELS = 64 * 1024 * 1024
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
+CONVERT_HINT = "write its RGB bands to an 8-bit RGB file first (e.g. gdal_translate -b 1 -b 2 -b 3 -ot Byte -scale)"
+
+
+def _check_tiff_bands(image: Image.Image, name: str) -> None:
+    """Pillow opens a multi-band TIFF of more than 8 bits a sample as 8-bit RGB with wrong values (the 16-bit RGBN
+    GeoTIFFs of many RS sources come out black): refuse those. 8-bit TIFFs of 4 or more bands read as their first
+    three bands, which is kept."""
+    if image.format != "TIFF":
+        return
+    samples = int(image.tag_v2.get(277, 1))
+    bits = image.tag_v2.get(258, (8,))
+    bits = max(bits) if isinstance(bits, tuple) else int(bits)
+    if samples > 1 and bits > 8:
+        raise RowError(f"image {name!r} is a {samples}-band {bits}-bit TIFF, which Pillow misreads; {CONVERT_HINT}")
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -47,6 +63,22 @@ def to_rgb(image: Image.Image) -> Image.Image:
         scaled = (values - low) * (255.0 / (high - low)) if high > low else np.zeros_like(values)
     gray = np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
     return Image.fromarray(np.repeat(gray[..., None], 3, axis=2), "RGB")
+
+
+def _head(stream) -> bytes:
+    if isinstance(stream, io.BytesIO):
+        return stream.getvalue()[:4]
+    with open(stream, "rb") as f:
+        return f.read(4)
+
+
+def rgb_images(batch: dict) -> dict:
+    """A `datasets` transform (`Dataset.with_transform`): every decoded image of the `images` column to 8-bit RGB
+    by `to_rgb`, so that rows handed straight to TRL (SFT, GRPO) reach the processor as the scorer sees them
+    (the stock processors' `convert("RGB")` saturates 16-bit images to white)."""
+    if "images" in batch:
+        batch["images"] = [[to_rgb(image) for image in row] if row else row for row in batch["images"]]
+    return batch
 
 
 def open_image(source, root: str | os.PathLike | None = None, verify: bool = False) -> Image.Image:
@@ -84,13 +116,20 @@ def open_image(source, root: str | os.PathLike | None = None, verify: bool = Fal
             image = Image.open(stream)
             if image.width * image.height > MAX_IMAGE_PIXELS:
                 raise RowError(f"image {name!r} is too large ({image.width}x{image.height} pixels)")
+            _check_tiff_bands(image, name)
             if verify:
                 image.verify()
                 return image
             image.load()
     except RowError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+    except UnidentifiedImageError:
+        if _head(stream) in TIFF_MAGIC:
+            raise RowError(
+                f"unreadable image {name!r}: a TIFF of more bands or bits than Pillow decodes; {CONVERT_HINT}"
+            ) from None
+        raise RowError(f"unreadable image {name!r}: UnidentifiedImageError") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise RowError(f"unreadable image {name!r}: {type(error).__name__}") from None
     except (OSError, SyntaxError, ValueError) as error:  # truncated or corrupt data
         raise RowError(f"corrupt image {name!r}: {error}") from None

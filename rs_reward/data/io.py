@@ -100,3 +100,20 @@ class Rejects:
             return "0 rows rejected"
         reasons = ", ".join(f"{n} {reason}" for reason, n in self.counts().most_common())
         return f"{len(self.rows)} rows rejected ({reasons})"
+
+
+class UniqueIds:
+    """The ids seen so far in one file (or one `scope`, e.g. a source whose ids are numbered per file): `check`
+    raises `RowError` for a repeat, naming the row that keeps the id (ids key rejects, scores and subsets, so two
+    rows may not share one). Call it once a row is otherwise usable, so the first *usable* row keeps its id."""
+
+    def __init__(self):
+        self.first: dict[tuple, int] = {}
+
+    def check(self, row_id: str, number: int, scope: str | None = None) -> None:
+        key = (scope, str(row_id))
+        if key in self.first:
+            raise RowError(
+                f"duplicate id: row {number} repeats the id of row {self.first[key]} (kept); make ids unique"
+            )
+        self.first[key] = number

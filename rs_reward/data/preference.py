@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from .images import open_image
-from .io import ROW_FILE_SUFFIXES, Rejects, RowError, confine_path, read_records
+from .io import ROW_FILE_SUFFIXES, Rejects, RowError, UniqueIds, confine_path, read_records
 
 
 # Keys that SynthRS (or any source with known quality) records per item; carried into each pair's columns, with
@@ -166,11 +166,13 @@ def rsrm_pairs(
         if not isinstance(items, list):
             rejects.add(str(path), "the file must hold a JSON list of items")
             continue
+        ids = UniqueIds()
         for index, item in enumerate(items):
             row_id = str(item.get("id", f"{source}-{index}")) if isinstance(item, dict) else f"{source}-{index}"
-            yield from item_pairs(
+            pairs = item_pairs(
                 item, row_id, source, folder, rejects=rejects, check_images=check_images, text_only=text_only
             )
+            yield from _unique(pairs, ids, row_id, index + 1, source, rejects)
     for path in sorted(Path(data_root).glob("*.parquet")):
         yield from table_pairs(path, image_root, rejects=rejects, check_images=check_images)
 
@@ -179,6 +181,7 @@ def table_pairs(path, image_root=None, *, rejects: Rejects | None = None, check_
     """Canonical pairs from a JSONL / JSON / parquet file of items (image paths relative to `image_root`)."""
     rejects = rejects if rejects is not None else Rejects()
     path = Path(path)
+    ids = UniqueIds()
     for index, item in enumerate(read_records(path)):
         row_id = f"{path.stem}-{index}"
         if isinstance(item, RowError):
@@ -186,7 +189,20 @@ def table_pairs(path, image_root=None, *, rejects: Rejects | None = None, check_
             continue
         if isinstance(item, dict) and item.get("id") is not None:
             row_id = str(item["id"])
-        yield from item_pairs(item, row_id, path.stem, image_root, rejects=rejects, check_images=check_images)
+        pairs = item_pairs(item, row_id, path.stem, image_root, rejects=rejects, check_images=check_images)
+        yield from _unique(pairs, ids, row_id, index + 1, path.stem, rejects)
+
+
+def _unique(pairs: list[dict], ids: UniqueIds, row_id: str, number: int, source: str, rejects: Rejects) -> list[dict]:
+    """An item's pairs, or none (rejected) when a usable item before it in its file has its id."""
+    if not pairs:
+        return []
+    try:
+        ids.check(row_id, number)
+    except RowError as error:
+        rejects.add(row_id, str(error), source=source)
+        return []
+    return pairs
 
 
 def hf_pairs(dataset, *, rejects: Rejects | None = None, source: str = "hf"):

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .images import open_image
-from .io import Rejects, RowError, confine_path, read_records
+from .chat import MAX_PROMPT_CHARS
+from .images import open_image, rgb_images
+from .io import Rejects, RowError, UniqueIds, confine_path, read_records
 
 
 def _check_solution(reward_type: str, solution) -> str | None:
@@ -53,7 +54,7 @@ def load_rl_prompts(
 
     rejects = rejects if rejects is not None else Rejects()
     root = Path(image_root) if image_root else Path(path).parent
-    rows, skipped = [], 0
+    rows, skipped, ids = [], 0, UniqueIds()
     for number, row in enumerate(read_records(path), 1):
         row_id = f"line-{number}"
         try:
@@ -73,6 +74,9 @@ def load_rl_prompts(
                 raise RowError("'prompt' must be a question or messages ending with a user turn")
             if not all(isinstance(m.get("content"), str) and m["content"].strip() for m in prompt):
                 raise RowError("prompt messages need non-empty string content (images go in `images`)")
+            length = sum(len(m["content"]) for m in prompt)
+            if length > MAX_PROMPT_CHARS:
+                raise RowError(f"prompt of {length} characters is longer than {MAX_PROMPT_CHARS}; shorten it")
             prompt = [*prompt[:-1], {"role": "user", "content": prompt[-1]["content"] + prompt_suffix}]
             solution = _check_solution(reward_type, row.get("solution"))
             images = row.get("images") or ([row["image"]] if row.get("image") else [])
@@ -82,6 +86,7 @@ def load_rl_prompts(
                 if check_images:
                     open_image(image_path, verify=True)
                 paths.append(str(image_path))
+            ids.check(row_id, number)
         except RowError as error:
             rejects.add(row_id, str(error))
             continue
@@ -90,4 +95,4 @@ def load_rl_prompts(
         )
     if not rows:
         raise ValueError(f"no usable RL prompt in {path} ({rejects.summary()}, {skipped} of other reward types)")
-    return Dataset.from_list(rows).cast_column("images", List(Image()))
+    return Dataset.from_list(rows).cast_column("images", List(Image())).with_transform(rgb_images)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .images import open_image
-from .io import Rejects, RowError, confine_path
+from .images import open_image, rgb_images
+from .io import Rejects, RowError, UniqueIds, confine_path
 
 
 def load_sft_rows(
@@ -21,7 +21,7 @@ def load_sft_rows(
 
     rejects = rejects if rejects is not None else Rejects()
     root = Path(image_root) if image_root else Path(path).parent
-    rows = []
+    rows, ids = [], UniqueIds()
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             if not line.strip():
@@ -46,6 +46,7 @@ def load_sft_rows(
                     if check_images:
                         open_image(image_path, verify=True)
                     images.append(str(image_path))
+                ids.check(row_id, number)
             except json.JSONDecodeError as error:
                 rejects.add(row_id, f"line {number} is not valid JSON ({error.msg})")
                 continue
@@ -63,4 +64,4 @@ def load_sft_rows(
             )
     if not rows:
         raise ValueError(f"no usable SFT row in {path} ({rejects.summary()})")
-    return Dataset.from_list(rows).cast_column("images", List(Image()))
+    return Dataset.from_list(rows).cast_column("images", List(Image())).with_transform(rgb_images)

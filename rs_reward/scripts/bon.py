@@ -16,6 +16,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rs_reward.data.chat import prompt_order_field
+
 
 @dataclass
 class BoNArguments:
@@ -40,6 +42,7 @@ class BoNArguments:
     reward_max_pixels: int | None = field(default=None, metadata={"help": "Score model's largest image area."})
     clip_model_name_or_path: str | None = field(default=None, metadata={"help": "CLIP / SigLIP of `clip_score`."})
     score_batch_size: int = field(default=32, metadata={"help": "Candidates per scoring forward pass."})
+    prompt_order: str = prompt_order_field()
     repeats: int = field(default=4, metadata={"help": "Sub-sample draws averaged per N."})
     seed: int = field(default=0, metadata={"help": "Seed of sampling, sub-sampling and the random selector."})
     output_dir: str = field(default="runs/bon", metadata={"help": "Folder for candidates, scores, table and plots."})
@@ -133,7 +136,9 @@ def score_candidates(selector, args, rows, candidates) -> list[list[float]]:
             min_pixels=args.reward_min_pixels,
             max_pixels=args.reward_max_pixels,
         )
-        scorer = load_scorer("reward_model", model_args, batch_size=args.score_batch_size)
+        scorer = load_scorer(
+            "reward_model", model_args, batch_size=args.score_batch_size, prompt_order=args.prompt_order
+        )
     else:
         if not args.clip_model_name_or_path:
             raise ValueError("selector clip_score needs --clip_model_name_or_path")
@@ -158,14 +163,15 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from rs_reward.bon import PRIMARY_METRIC, SCORED_SELECTORS, SELECTORS, best_of_n
+    from rs_reward.data.evalsets import check_eval_rows, first_per_task, read_eval_rows
     from rs_reward.data.images import open_image
+    from rs_reward.data.io import Rejects
     from rs_reward.eval.harness import dedupe_captions, score_answer
     from rs_reward.eval.report import line_plot, markdown_table, write_atomic
     from rs_reward.modeling import model_processor
     from rs_reward.modeling.loading import load_generator
 
     from ._common import parse, setup_logging, summary_table
-    from .eval import first_per_task, read_eval_rows
 
     logger = setup_logging("rs_reward.bon")
     args, model_args = parse(config_types(), argv)
@@ -174,7 +180,13 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in selectors if s not in SELECTORS]
     if unknown:
         raise ValueError(f"unknown selectors {unknown}; choose from {', '.join(SELECTORS)}")
-    rows, _ = read_eval_rows(args.eval_data, args.eval_format)
+    rejects = Rejects()
+    rows, _ = read_eval_rows(args.eval_data, args.eval_format, rejects)
+    rows = check_eval_rows(rows, rejects)
+    for row in rows:
+        if not row.get("images"):
+            rejects.add(row["id"], "best-of-N here needs an image per row")
+    rows = [r for r in rows if r.get("images")]
     if args.tasks:
         keep = {t.strip() for t in args.tasks.split(",")}
         rows = [r for r in rows if r["task"] in keep]
@@ -184,11 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     if not rows:
         raise ValueError(f"no eval rows left in {args.eval_data} for tasks {args.tasks}")
     for row in rows:
-        if not row.get("images"):
-            raise ValueError(f"row {row['id']}: best-of-N here needs an image per row")
         row.setdefault("size", open_image(row["images"][0]).size)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
+    rejects.write(output / "rejects.jsonl")
+    logger.info("%d eval rows; %s", len(rows), rejects.summary())
     n_max = n_list[-1]
 
     # 1. Candidates, generated once for the largest N
@@ -222,7 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     scores = {}
     for selector in (s for s in selectors if s in SCORED_SELECTORS):
         model_path = args.reward_model_name_or_path if selector == "score_model" else args.clip_model_name_or_path
-        score_key = _fingerprint(key, selector, model_path, args.reward_min_pixels, args.reward_max_pixels)
+        order = args.prompt_order if selector == "score_model" else None
+        score_key = _fingerprint(key, selector, model_path, args.reward_min_pixels, args.reward_max_pixels, order)
         path = output / f"scores-{selector}.json"
         cached = _load_json(path, score_key)
         if cached is None:

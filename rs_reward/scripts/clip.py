@@ -43,33 +43,15 @@ def config_types():
     return (ClipArguments,)
 
 
-def load_pairs(train_file: str, image_root: str | None) -> list[tuple[str, str]]:
-    import csv
-    import json
-
-    from rs_reward.data.io import confine_path
-
-    root = Path(image_root) if image_root else Path(train_file).parent
-    pairs = []
-    if train_file.endswith(".csv"):
-        with open(train_file, newline="", encoding="utf-8") as f:
-            pairs = [(row["filepath"], row["title"]) for row in csv.DictReader(f)]
-    else:
-        with open(train_file, encoding="utf-8") as f:
-            for line in f:
-                row = json.loads(line)
-                if row.get("task", "caption") == "caption" and row.get("images"):
-                    pairs.append((row["images"][0], row["messages"][-1]["content"]))
-    return [(str(confine_path(root, p)), t) for p, t in pairs if t and t.strip()]
-
-
 def main(argv: list[str] | None = None) -> int:
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from transformers import AutoModel, get_cosine_schedule_with_warmup
 
+    from rs_reward.data.captions import load_caption_pairs
     from rs_reward.data.images import open_image
+    from rs_reward.data.io import Rejects
     from rs_reward.modeling import load_processor
     from rs_reward.modeling.tiny import resolve_model_path
     from rs_reward.trainers.clip import clip_embeddings, contrastive_loss
@@ -80,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     (args,) = parse(config_types(), argv)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     set_seed(args.seed)
-    pairs = load_pairs(args.train_file, args.image_root)
+    rejects = Rejects()
+    pairs = load_caption_pairs(args.train_file, args.image_root, rejects=rejects)
+    if accelerator.is_main_process:
+        rejects.write(Path(args.output_dir) / "rejects.jsonl")
+    logger.info("%d caption pairs; %s", len(pairs), rejects.summary())
     path = resolve_model_path(args.model_name_or_path)
     model = AutoModel.from_pretrained(path, trust_remote_code=args.trust_remote_code)
     processor = load_processor(path, trust_remote_code=args.trust_remote_code)

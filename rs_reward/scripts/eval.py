@@ -115,56 +115,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def read_eval_rows(path: str, fmt: str) -> tuple[list[dict], list[str] | None]:
-    """Eval rows (and class names for an ImageFolder) from any supported evaluation layout."""
-    from rs_reward.data import evalsets
-
-    p = Path(path)
-    if fmt == "auto":
-        if p.is_dir():
-            fmt = "dior_rsvg" if (p / "Annotations").is_dir() else "imagefolder"
-        elif p.name.endswith("_questions.json"):
-            fmt = "rsvqa"
-        elif p.suffix == ".jsonl":
-            fmt = "canonical"
-        else:
-            head = json.loads(p.read_text(encoding="utf-8"))
-            fmt = (
-                "lhrs"
-                if isinstance(head, dict) and "data" in head
-                else "karpathy"
-                if isinstance(head, dict)
-                else "vhm"
-            )
-    if fmt == "imagefolder":
-        return evalsets.read_image_folder(p)
-    readers = {
-        "canonical": evalsets.read_canonical,
-        "vhm": evalsets.read_vhm,
-        "lhrs": evalsets.read_lhrs_bench,
-        "karpathy": evalsets.read_karpathy,
-        "rsvqa": evalsets.read_rsvqa,
-        "dior_rsvg": evalsets.read_dior_rsvg,
-    }
-    if fmt not in readers:
-        raise ValueError(f"unknown eval_format {fmt!r}")
-    return readers[fmt](p), None
-
-
-def first_per_task(rows: list[dict], limit: int) -> list[dict]:
-    counts: dict[str, int] = {}
-    kept = []
-    for row in rows:
-        counts[row["task"]] = counts.get(row["task"], 0) + 1
-        if counts[row["task"]] <= limit:
-            kept.append(row)
-    return kept
-
-
 def evaluate_generator_or_clip(eval_args, model_args, logger) -> int:
     import torch
     from transformers import AutoModel
 
+    from rs_reward.data.evalsets import check_eval_rows, first_per_task, read_eval_rows
+    from rs_reward.data.io import Rejects
     from rs_reward.eval.harness import clip_retrieval, clip_zero_shot, evaluate_vlm
     from rs_reward.eval.report import markdown_table, write_atomic
     from rs_reward.modeling import model_processor
@@ -173,9 +129,14 @@ def evaluate_generator_or_clip(eval_args, model_args, logger) -> int:
 
     if not eval_args.eval_data:
         raise ValueError(f"kind={eval_args.kind} needs --eval_data")
-    rows, class_names = read_eval_rows(eval_args.eval_data, eval_args.eval_format)
+    rejects = Rejects()
+    rows, class_names = read_eval_rows(eval_args.eval_data, eval_args.eval_format, rejects)
+    rows = check_eval_rows(rows, rejects, questions=eval_args.kind == "vlm")
     if eval_args.max_rows is not None:
         rows = first_per_task(rows, eval_args.max_rows)
+    output = Path(eval_args.output_dir)
+    rejects.write(output / "rejects.jsonl")
+    logger.info("%d eval rows; %s", len(rows), rejects.summary())
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     processor = model_processor(model_args, trust_remote_code=eval_args.trust_remote_code)
     if eval_args.kind == "clip":
@@ -211,7 +172,6 @@ def evaluate_generator_or_clip(eval_args, model_args, logger) -> int:
             ["task", "metric", "value", "rows"],
             [[task, k, v, m["rows"]] for task, m in metrics.items() for k, v in m.items() if k != "rows"],
         )
-    output = Path(eval_args.output_dir)
     result = {"model": model_args.model_name_or_path, "data": eval_args.eval_data, "metrics": metrics}
     write_atomic(output / "metrics.json", json.dumps(result, indent=2) + "\n")
     write_atomic(output / "predictions.jsonl", "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions))

@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             reward_model_args,
             batch_size=script_args.reward_batch_size,
             device=device,
+            prompt_order=script_args.prompt_order,
             trust_remote_code=training_args.trust_remote_code,
         )
     trainer = RSGRPOTrainer(

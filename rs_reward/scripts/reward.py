@@ -166,6 +166,8 @@ def main(argv: list[str] | None = None) -> int:
         "steps": result.global_step,
         "train loss": round(result.training_loss, 4),
         "train seconds": round(result.metrics.get("train_runtime", 0.0), 1),
+        # each text over max_length is cut where it is batched (so counted once per epoch it is seen in)
+        f"texts cut to {training_args.max_length} tokens": getattr(trainer.data_collator, "truncated", 0),
     }
     if metrics:
         rows["held-out accuracy"] = round(metrics["accuracy"], 4)

@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rs_reward.data.chat import prompt_order_field
+
 
 @dataclass
 class ScoreArguments:
@@ -55,6 +57,7 @@ class ScoreArguments:
         default=1024, metadata={"help": "Questions and texts are cut to this many tokens (counted in the manifest)."}
     )
     max_batch_tokens: int = field(default=32768, metadata={"help": "Text tokens per batch, padded (memory bound)."})
+    prompt_order: str = prompt_order_field()
     duplicate_ids: str = field(
         default="reject",
         metadata={"help": "A row repeating an earlier id: `reject` (to load_rejects.jsonl) or `suffix` (`<id>#2`)."},
@@ -115,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         num_workers=args.num_workers,
         shared_prefix=args.shared_prefix,
         max_text_tokens=args.max_text_tokens,
+        prompt_order=args.prompt_order,
         max_batch_tokens=args.max_batch_tokens,
     )
     if state.is_main_process:

@@ -21,6 +21,28 @@ import torch  # noqa: E402
 torch.set_num_threads(2)
 
 
+def write_sft_rows(root: Path, rows: int) -> Path:
+    """`root/sft.jsonl`: `rows` caption rows, each on its own 56 px image under `root/images/`."""
+    import json
+
+    from PIL import Image
+
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    lines = []
+    for i in range(rows):
+        Image.new("RGB", (56, 56), (30 * i % 256, 120, 60)).save(root / "images" / f"{i}.png")
+        messages = [
+            {"role": "user", "content": "Describe this image."},
+            {"role": "assistant", "content": f"{i} ships"},
+        ]
+        lines.append(
+            json.dumps({"id": str(i), "images": [f"images/{i}.png"], "task": "caption", "messages": messages})
+        )
+    path = root / "sft.jsonl"
+    path.write_text("".join(line + "\n" for line in lines))
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_generator_path():
     from rs_reward.modeling import tiny_model_path

@@ -290,7 +290,7 @@ def test_every_reward_recipe_runs_two_steps_on_cpu(recipe, synthrs, tmp_path):
     out = tmp_path / "out"
     assert main(["reward", "--config", str(recipe), *_synth_flags(synthrs, out, model)]) == 0
     card = (out / "README.md").read_text()
-    assert "base_model: tiny:" in card and "pairwise accuracy" in card and "learning_rate" in card
+    assert "`tiny:qwen" in card and "pairwise accuracy" in card and "learning_rate" in card
     metrics = json.loads((out / "eval_metrics.json").read_text())
     assert metrics["pairs"] == 8 and "image_blind" in metrics and "accuracy_by_operator" in metrics
     assert (out / "rejects.jsonl").is_file() and (out / "figures" / "score_histogram.png").is_file()
@@ -371,6 +371,35 @@ def test_two_cpu_processes_under_accelerate(synthrs, tmp_path, launch_two_cpu_pr
     assert '"world_size": 2' in (out / "README.md").read_text(), "two processes trained together"
     assert result.stdout.count("held-out accuracy") == 1, "one summary, from the main process"
     assert "pairs grouped into" in result.stdout + result.stderr, "items packed behind one prefix under DDP too"
+
+
+def _fsdp_launch(free_port, *flags):
+    import sys
+
+    command = [sys.executable, "-m", "accelerate.commands.launch"]
+    command += ["--config_file", str(ROOT / "accelerate_configs" / "fsdp.yaml"), "--num_processes", "2"]
+    command += ["--mixed_precision", "no", "--main_process_port", str(free_port), "-m", "rs_reward.scripts.reward"]
+    command += ["--config", str(ROOT / "recipes/tiny/reward/config_demo.yaml"), *flags]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_an_fsdp_launch_on_cpu_never_trains_apart(synthrs, tmp_path, free_port):
+    """accelerate applies FSDP (and DeepSpeed) on GPUs only: on CPU the FSDP config gives, without `use_cpu`,
+    two processes that would each train alone into one folder (refused, in one line), and with it plain DDP
+    (run, with a warning that nothing is sharded)."""
+    flags = _synth_flags(synthrs, tmp_path / "apart")
+    flags[flags.index("--use_cpu") + 1] = "false"
+    apart = _fsdp_launch(free_port, *flags)
+    assert apart.returncode != 0
+    assert "each would train alone" in apart.stdout + apart.stderr and "Traceback" not in apart.stdout
+    assert not (tmp_path / "apart" / "model.safetensors").exists()
+
+    together = _fsdp_launch(free_port, *_synth_flags(synthrs, tmp_path / "ddp"))
+    assert together.returncode == 0, together.stderr[-3000:]
+    assert "asks for FSDP, but accelerate runs MULTI_CPU" in together.stdout
+    assert '"world_size": 2' in (tmp_path / "ddp" / "README.md").read_text()
+    assert together.stdout.count("train loss") == 1, "one summary, from the main process"
 
 
 def test_same_seed_same_trained_model(synthrs, tmp_path):

@@ -198,6 +198,35 @@ def test_two_processes_give_the_single_process_result(pool, tmp_path, tiny_rewar
     pd.testing.assert_frame_equal(two, single, atol=1e-5, rtol=0)  # float round-off between thread counts
 
 
+def test_two_machines_give_the_single_process_result(pool, tmp_path, tiny_reward_path, free_port):
+    """`accelerate launch --num_machines 2`, one launch per machine rank on this machine with a local rendezvous
+    (the stand-in for two nodes sharing a file system): both write their shards into one folder, the merge is the
+    single-process result, every row scored once."""
+    import sys
+
+    flags = ["--model_name_or_path", tiny_reward_path, "--min_pixels", "3136", "--max_pixels", "3136"]
+    single, _ = _score(pool, tmp_path / "one", "reward_model", flags)
+    launches = []
+    for rank in (0, 1):
+        command = [sys.executable, "-m", "accelerate.commands.launch"]
+        command += ["--config_file", str(ROOT / "accelerate_configs" / "cpu.yaml"), "--num_machines", "2"]
+        command += ["--num_processes", "2", "--machine_rank", str(rank), "--main_process_ip", "127.0.0.1"]
+        command += ["--main_process_port", str(free_port), "-m", "rs_reward.scripts.score"]
+        command += ["--config", str(ROOT / "recipes/tiny/score/config_reward_model.yaml"), "--pool", str(pool)]
+        command += ["--output_dir", str(tmp_path / "nodes"), "--shard_size", "8", *flags]
+        env = {**os.environ, "OMP_NUM_THREADS": "1"}
+        launches.append(subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env))
+    outputs = [launch.communicate(timeout=300) for launch in launches]
+    for launch, (_, err) in zip(launches, outputs):
+        assert launch.returncode == 0, err[-3000:]
+    manifest = json.loads((tmp_path / "nodes" / "manifest.json").read_text())
+    assert manifest["processes"] == 2 and manifest["rows_scored"] + manifest["rows_rejected"] == 67
+    nodes = read_scores(tmp_path / "nodes")
+    assert nodes["id"].is_unique
+    pd.testing.assert_frame_equal(nodes, single, atol=1e-5, rtol=0)
+    assert sum("rows in" in out for out, _ in outputs) == 1, "one summary, from the main process of machine 0"
+
+
 def test_a_folder_of_another_run_is_refused(pool, tmp_path):
     _score(pool, tmp_path / "r", "random")
     with pytest.raises(ValueError, match="another pool"):

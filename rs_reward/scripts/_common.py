@@ -1,4 +1,4 @@
-"""What every entry point shares: parsing a recipe, logging, and the end-of-run summary."""
+"""What every entry point shares: parsing a recipe, logging, resuming, and the end-of-run summary."""
 
 from __future__ import annotations
 
@@ -34,10 +34,126 @@ def parse(dataclass_types, argv: list[str] | None):
 
 
 def setup_logging(name: str) -> logging.Logger:
+    """Log to stdout; under a multi-process launch only the main process (RANK 0) logs below WARNING, so a run
+    prints one progress log and one summary however many processes it has."""
+    main_process = int(os.environ.get("RANK", "0")) == 0
     logging.basicConfig(
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO, stream=sys.stdout
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        level=logging.INFO if main_process else logging.WARNING,
+        stream=sys.stdout,
     )
     return logging.getLogger(name)
+
+
+def check_launch(training_args, logger: logging.Logger) -> None:
+    """Refuse processes that would not train together; say when a requested FSDP or DeepSpeed is not in use.
+
+    accelerate shards with FSDP or DeepSpeed on GPUs (and other accelerators) only. On a machine without one, a
+    launch with `accelerate_configs/fsdp.yaml` runs plain DDP over gloo when the recipe says `use_cpu: true`, and
+    otherwise N single-process runs that each train on everything and write into the same folder."""
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched > 1 and training_args.world_size == 1:
+        raise ValueError(
+            f"{launched} processes were launched but each would train alone (no GPU for this accelerate config); "
+            "on CPU add --use_cpu true (DDP over gloo) or launch with accelerate_configs/cpu.yaml"
+        )
+    state = getattr(training_args, "distributed_state", None)
+    kind = str(getattr(state, "distributed_type", ""))
+    for name, variable in (("FSDP", "ACCELERATE_USE_FSDP"), ("DEEPSPEED", "ACCELERATE_USE_DEEPSPEED")):
+        if os.environ.get(variable, "").lower() != "true" or name in kind:
+            continue
+        # transformers would still load the weights for FSDP (on rank 0 only, meta tensors elsewhere)
+        os.environ[variable] = "false"
+        if training_args.process_index == 0:
+            logger.warning(
+                "the accelerate config asks for %s, but accelerate runs %s here (%s needs GPUs): the model is not "
+                "sharded, every process holds all of it",
+                name,
+                kind.replace("DistributedType.", "") or "one process",
+                name,
+            )
+
+
+def checkpoint_to_resume(training_args, logger: logging.Logger) -> str | None:
+    """The checkpoint a rerun of the same command continues from: `--resume_from_checkpoint` if given, else the
+    newest complete `checkpoint-N` in `output_dir` (one whose `trainer_state.json`, written last, reads back), so
+    a run killed while it was saving resumes from the checkpoint before instead of failing on half a folder."""
+    import json
+    from pathlib import Path
+
+    if training_args.resume_from_checkpoint:
+        return training_args.resume_from_checkpoint
+    output_dir = Path(training_args.output_dir)
+    found = sorted(
+        (int(p.name.split("-")[1]), p) for p in output_dir.glob("checkpoint-*") if p.name.split("-")[1].isdigit()
+    )
+    for _, folder in reversed(found):
+        try:
+            json.loads((folder / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            logger.warning("skipping %s: incomplete (no readable trainer_state.json)", folder)
+            continue
+        logger.info("resuming from %s", folder)
+        return str(folder)
+    return None
+
+
+TRAINING_KEYS = (
+    "learning_rate",
+    "num_train_epochs",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "weight_decay",
+    "warmup_steps",
+    "lr_scheduler_type",
+    "adam_beta1",
+    "adam_beta2",
+    "bf16",
+    "seed",
+)
+MODEL_KEYS = (
+    "use_peft",
+    "lora_r",
+    "lora_alpha",
+    "load_in_4bit",
+    "freeze_vision_tower",
+    "freeze_merger",
+    "freeze_language_model",
+    "freeze_score_head",
+    "min_pixels",
+    "max_pixels",
+)
+
+
+def card_hyperparameters(training_args, model_args, *extra_training_keys: str) -> dict:
+    """What a model card records of a Trainer run: the optimisation, the world size, the model switches."""
+    keys = TRAINING_KEYS + extra_training_keys
+    values = {k: getattr(training_args, k) for k in keys if hasattr(training_args, k)}
+    values["world_size"] = training_args.world_size
+    values.update({k: getattr(model_args, k) for k in MODEL_KEYS if hasattr(model_args, k)})
+    return values
+
+
+def take_push_request(training_args) -> bool:
+    """Whether the run was asked to `--push_to_hub`; turns the Trainer's own push off (it would replace the task's
+    card with TRL's generic one and push each checkpoint): the task pushes its finished folder (`push_output`)."""
+    push = bool(training_args.push_to_hub)
+    training_args.push_to_hub = False
+    return push
+
+
+def push_output(folder, args, logger: logging.Logger) -> str:
+    """Push a finished output folder with its card (`rs_reward.hub.push_folder`) to `args.hub_model_id` (default:
+    the folder's name under the token's account), private if `args.hub_private_repo`."""
+    from pathlib import Path
+
+    from rs_reward.hub import push_folder
+
+    repo_id = args.hub_model_id or Path(folder).name
+    repo = push_folder(folder, repo_id, private=args.hub_private_repo, token=getattr(args, "hub_token", None))
+    logger.info("pushed %s to https://huggingface.co/%s", folder, repo)
+    return repo
 
 
 def summary_table(title: str, rows: dict) -> str:

@@ -37,6 +37,11 @@ class ClipArguments:
     seed: int = field(default=0, metadata={"help": "Seed of shuffling and initialisation."})
     logging_steps: int = field(default=20, metadata={"help": "Log the loss every this many steps."})
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the Hub."})
+    push_to_hub: bool = field(default=False, metadata={"help": "Push the finished folder, card included, to the Hub."})
+    hub_model_id: str | None = field(
+        default=None, metadata={"help": "Hub repo (`owner/name`; default: the output folder's name, your account)."}
+    )
+    hub_private_repo: bool | None = field(default=None, metadata={"help": "Create the Hub repo private."})
 
 
 def config_types():
@@ -52,11 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     from rs_reward.data.captions import load_caption_pairs
     from rs_reward.data.images import open_image
     from rs_reward.data.io import Rejects
+    from rs_reward.hub import clip_model_card
     from rs_reward.modeling import load_processor
     from rs_reward.modeling.tiny import resolve_model_path
     from rs_reward.trainers.clip import clip_embeddings, contrastive_loss
 
-    from ._common import parse, setup_logging, summary_table
+    from ._common import parse, push_output, setup_logging, summary_table
 
     logger = setup_logging("rs_reward.clip")
     (args,) = parse(config_types(), argv)
@@ -124,6 +130,19 @@ def main(argv: list[str] | None = None) -> int:
     if accelerator.is_main_process:
         accelerator.unwrap_model(model).save_pretrained(args.output_dir)
         processor.save_pretrained(args.output_dir)
+        hyperparameters = {
+            k: getattr(args, k)
+            for k in ("global_batch_size", "learning_rate", "weight_decay", "warmup_steps", "num_train_epochs", "seed")
+        }
+        hyperparameters.update(steps=step, world_size=world)
+        clip_model_card(
+            args.output_dir,
+            base_model=args.model_name_or_path,
+            datasets=[args.train_file],
+            hyperparameters=hyperparameters,
+        )
+        if args.push_to_hub:
+            push_output(args.output_dir, args, logger)
         logger.info(
             "\n%s",
             summary_table(

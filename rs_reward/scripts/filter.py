@@ -7,6 +7,8 @@
 Each subset is a folder with `sft.jsonl` (canonical SFT rows), `clip.csv` (filepath, title), `ids.txt`, and a
 data card `README.md` (scorer, fraction, counts per task and source, a score histogram with the cut marked).
 `<output_dir>/browse/index.html` shows what each selection keeps and drops, with images (`rs-reward browse`).
+`--push_to_hub true --hub_dataset_id you/name` pushes each subset as a Hub dataset repo: its rows as parquet with
+the images embedded, the data card with Hub metadata and the score histogram (staged in `<output_dir>/_hub/`).
 """
 
 from __future__ import annotations
@@ -41,6 +43,15 @@ class FilterArguments:
         metadata={"help": "Also write the browser page `<output_dir>/browse/index.html` (`rs-reward browse`)."},
     )
     browse_max_rows: int = field(default=10, metadata={"help": "Rows per table and task on the page."})
+    push_to_hub: bool = field(
+        default=False,
+        metadata={"help": "Push each subset as a Hub dataset repo (images embedded in parquet, the data card)."},
+    )
+    hub_dataset_id: str | None = field(
+        default=None,
+        metadata={"help": "Hub repo of the subset (`owner/name`; with several subsets, `-<subset>` is appended)."},
+    )
+    hub_private_repo: bool | None = field(default=None, metadata={"help": "Create the Hub repos private."})
 
 
 def config_types():
@@ -150,6 +161,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         write_atomic(folder / "README.md", card)
         summary[name] = f"{int(keep.sum())} / {len(scores)} kept -> {folder}"
+    if args.push_to_hub:
+        from rs_reward.hub import push_folder, stage_curated_dataset
+
+        for name in summary:
+            staged = stage_curated_dataset(
+                Path(args.output_dir) / name, Path(args.output_dir) / "_hub" / name, scorer=manifest.get("scorer")
+            )
+            base = args.hub_dataset_id or f"rs-reward-{Path(args.output_dir).name}"
+            repo_id = base if len(summary) == 1 else f"{base}-{name}"
+            summary[name] += (
+                f" -> pushed to {push_folder(staged, repo_id, repo_type='dataset', private=args.hub_private_repo)}"
+            )
     if args.browse:
         from rs_reward.pages import write_pool_page
 

@@ -31,16 +31,29 @@ def main(argv: list[str] | None = None) -> int:
 
     from rs_reward.data.io import Rejects
     from rs_reward.data.rl import load_rl_prompts
+    from rs_reward.hub import generator_model_card
     from rs_reward.modeling import model_processor
     from rs_reward.modeling.loading import describe_trainable, load_generator
     from rs_reward.modeling.parts import LANGUAGE_MODEL_LORA_TARGETS
     from rs_reward.rewards import ScoreModel, parse_routes
     from rs_reward.trainers import RSGRPOTrainer
 
-    from ._common import finish_trackers, parse, setup_logging, summary_table
+    from ._common import (
+        card_hyperparameters,
+        check_launch,
+        checkpoint_to_resume,
+        finish_trackers,
+        parse,
+        push_output,
+        setup_logging,
+        summary_table,
+        take_push_request,
+    )
 
     logger = setup_logging("rs_reward.grpo")
     script_args, training_args, model_args = parse(config_types(), argv)
+    check_launch(training_args, logger)
+    push = take_push_request(training_args)
     parse_routes(script_args.reward_routes)  # a typo in the routes fails here, before any model loads
     rejects = Rejects(strict=script_args.strict)
     reward_types = tuple(t.strip() for t in script_args.reward_types.split(",")) if script_args.reward_types else None
@@ -90,12 +103,7 @@ def main(argv: list[str] | None = None) -> int:
         processing_class=processor,
         peft_config=peft_config,
     )
-    checkpoint = training_args.resume_from_checkpoint
-    if checkpoint is None and output_dir.is_dir():
-        from transformers.trainer_utils import get_last_checkpoint
-
-        checkpoint = get_last_checkpoint(str(output_dir))
-    result = trainer.train(resume_from_checkpoint=checkpoint)
+    result = trainer.train(resume_from_checkpoint=checkpoint_to_resume(training_args, logger))
     trainer.save_model(str(output_dir))
     finish_trackers()
     history = [entry for entry in trainer.state.log_history if "reward" in entry]
@@ -113,6 +121,24 @@ def main(argv: list[str] | None = None) -> int:
                 title=f"GRPO samples of {output_dir}",
                 policy=str(output_dir),
             )
+        hyperparameters = card_hyperparameters(
+            training_args, model_args, "num_generations", "beta", "max_completion_length", "temperature"
+        )
+        hyperparameters.update(
+            reward_funcs=script_args.reward_funcs,
+            score_model=script_args.reward_model_name_or_path,
+            score_beta=script_args.score_beta,
+        )
+        generator_model_card(
+            output_dir,
+            stage="grpo",
+            base_model=model_args.model_name_or_path,
+            datasets=[script_args.dataset_name],
+            hyperparameters=hyperparameters,
+            adapter=(output_dir / "adapter_config.json").is_file(),
+        )
+        if push:
+            push_output(output_dir, training_args, logger)
     last = history[-1] if history else {}
     rows = {
         "output": str(output_dir),

@@ -56,7 +56,6 @@ def load_pairs(script_args, training_args, logger):
 
 def main(argv: list[str] | None = None) -> int:
     from transformers import set_seed
-    from transformers.trainer_utils import get_last_checkpoint
 
     from rs_reward.eval.reward_eval import evaluate_reward_model, format_reward_metrics, store_score_statistics
     from rs_reward.hub import reward_model_card
@@ -64,10 +63,22 @@ def main(argv: list[str] | None = None) -> int:
     from rs_reward.modeling.loading import describe_trainable, load_reward_model
     from rs_reward.trainers import RSRewardTrainer
 
-    from ._common import finish_trackers, parse, setup_logging, summary_table
+    from ._common import (
+        card_hyperparameters,
+        check_launch,
+        checkpoint_to_resume,
+        finish_trackers,
+        parse,
+        push_output,
+        setup_logging,
+        summary_table,
+        take_push_request,
+    )
 
     logger = setup_logging("rs_reward.reward")
     script_args, training_args, model_args = parse(config_types(), argv)
+    check_launch(training_args, logger)
+    push = take_push_request(training_args)
     if not script_args.dataset_name:
         raise ValueError("dataset_name is required (an RSRM folder, a JSONL/parquet file or a datasets dataset)")
     output_dir = Path(training_args.output_dir)
@@ -81,10 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     trainer = RSRewardTrainer(
         model=model, args=training_args, train_dataset=train, eval_dataset=held_out, processing_class=processor
     )
-    last = get_last_checkpoint(str(output_dir)) if output_dir.is_dir() else None
-    if last is not None:
-        logger.info("resuming from %s", last)
-    result = trainer.train(resume_from_checkpoint=last)
+    result = trainer.train(resume_from_checkpoint=checkpoint_to_resume(training_args, logger))
     trainer.save_model(str(output_dir))
 
     metrics, metrics_md = {}, None
@@ -103,42 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
     is_adapter = (output_dir / "adapter_config.json").is_file()
     if trainer.is_world_process_zero():
-        hyperparameters = {
-            k: getattr(training_args, k)
-            for k in (
-                "learning_rate",
-                "num_train_epochs",
-                "max_steps",
-                "per_device_train_batch_size",
-                "gradient_accumulation_steps",
-                "weight_decay",
-                "warmup_steps",
-                "lr_scheduler_type",
-                "adam_beta1",
-                "adam_beta2",
-                "bf16",
-                "seed",
-                "center_rewards_coefficient",
-            )
-        }
-        hyperparameters["world_size"] = training_args.world_size
-        hyperparameters.update(
-            {
-                k: getattr(model_args, k)
-                for k in (
-                    "use_peft",
-                    "lora_r",
-                    "lora_alpha",
-                    "load_in_4bit",
-                    "freeze_vision_tower",
-                    "freeze_merger",
-                    "freeze_language_model",
-                    "freeze_score_head",
-                    "min_pixels",
-                    "max_pixels",
-                )
-            }
-        )
+        hyperparameters = card_hyperparameters(training_args, model_args, "center_rewards_coefficient", "max_length")
         datasets = [d for d in (script_args.dataset_name, script_args.eval_dataset_name) if d]
         reward_model_card(
             output_dir,
@@ -155,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
             processor.save_pretrained(output_dir / "merged")
             if metrics:
                 store_score_statistics(output_dir / "merged", metrics["score_mean"], metrics["score_std"])
-    if training_args.push_to_hub:
-        trainer.push_to_hub()
+    if push and trainer.is_world_process_zero():
+        push_output(output_dir, training_args, logger)
     finish_trackers()
 
     rows = {

@@ -25,6 +25,7 @@ import numpy as np
 from trl import GRPOTrainer
 
 from ..rewards import RewardFunction, ScoreModel, build_reward_funcs
+from .resume import CheckpointResumeMixin
 
 
 def _auc_within_groups(ids: np.ndarray, rule: np.ndarray, scores: np.ndarray) -> float:
@@ -55,7 +56,7 @@ def hacking_metrics(ids, rule, scores) -> dict[str, float]:
     return metrics
 
 
-class RSGRPOTrainer(GRPOTrainer):
+class RSGRPOTrainer(CheckpointResumeMixin, GRPOTrainer):
     """`trl.GRPOTrainer` whose rewards can see the image (see the module docstring).
 
     Args:

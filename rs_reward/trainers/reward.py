@@ -32,6 +32,7 @@ from ..data.images import open_image
 from ..data.preference import group_items
 from ..modeling.processing import get_tokenizer
 from ..modeling.shared_prefix import pack_groups, supports_shared_prefix
+from .resume import CheckpointResumeMixin
 
 
 logger = logging.getLogger(__name__)
@@ -110,7 +111,7 @@ def rejected_texts(row: dict) -> list[str]:
     return [value[-1]["content"]]
 
 
-class RSRewardTrainer(RewardTrainer):
+class RSRewardTrainer(CheckpointResumeMixin, RewardTrainer):
     """`trl.RewardTrainer` for VLM reward models (see the module docstring for what it adds).
 
     Args:

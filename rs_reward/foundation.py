@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from .data.synthrs import texts as T
-from .data.synthrs.world import COLOURS, LAND_COVERS, MAX_COUNT, OBJECT_KINDS, render, sample_truth
+from .data.synthrs.world import COLOURS, LAND_COVERS, MAX_COUNT, OBJECT_KINDS, POSITIONS, render, sample_truth
 
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,10 @@ logger = logging.getLogger(__name__)
 CAPTION_PROMPT = "Describe this image."
 CHECKPOINT = "checkpoint"
 MERGED_TOKEN_PX = 28  # patch 14 x merge 2: the side of the image area one merged token (what the LM reads) covers
+# Columns of `token_targets`: centres, kinds, colours, then the group's cell and size.
+CELL = 1 + len(OBJECT_KINDS) + len(COLOURS)
+GROUP_COUNT = CELL + 1
+TARGET_COLUMNS = GROUP_COUNT + 1
 
 
 @dataclass
@@ -60,7 +64,8 @@ class FoundationConfig:
     > Training
 
         model_name_or_path (the random tiny model), vision_steps, max_steps, batch_size, lm_batch_size,
-        learning_rate, warmup_steps, weight_decay, perception_weight, caption_probability, seed, num_workers
+        learning_rate, vision_learning_rate_scale, warmup_steps, weight_decay, perception_weight,
+        grid_weight, caption_probability, seed, num_workers
 
     > Evaluation and saving
 
@@ -84,10 +89,24 @@ class FoundationConfig:
     batch_size: int = field(default=32, metadata={"help": "Images per step of the vision phase."})
     lm_batch_size: int = field(default=16, metadata={"help": "Conversations (one image each) per step after it."})
     learning_rate: float = field(default=1e-3, metadata={"help": "Peak AdamW learning rate (cosine decay)."})
+    vision_learning_rate_scale: float = field(
+        default=1.0,
+        metadata={
+            "help": "Learning rate of the vision tower and merger after the vision phase, as a share of "
+            "learning_rate (below 1 keeps what the vision phase learned from being washed out by the new LM loss)."
+        },
+    )
     warmup_steps: int = field(default=200, metadata={"help": "Linear warm-up steps."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     perception_weight: float = field(
-        default=1.0, metadata={"help": "Weight of the auxiliary per-cell perception loss (0 turns it off)."}
+        default=1.0, metadata={"help": "Weight of the auxiliary per-token perception loss (0 turns it off)."}
+    )
+    grid_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "Weight, inside the perception loss, of the where terms (the token's place, its group's cell "
+            "and size) beside the what terms (count, kind, colour, land cover; 1 each)."
+        },
     )
     caption_probability: float = field(
         default=0.5, metadata={"help": "Share of conversations that end with a caption turn."}
@@ -141,10 +160,17 @@ def dense_messages(scene, rng, caption_probability: float) -> list[dict]:
 
 
 def token_targets(scene) -> tuple[np.ndarray, int]:
-    """Per merged token (row-major over the token grid): how many object centres fall in it (capped at
-    MAX_COUNT), and which kinds and colours they have (multi-hot); shape (tokens, 1 + kinds + colours)."""
+    """Per merged token (row-major over the token grid), shape (tokens, TARGET_COLUMNS): how many object centres
+    fall in it (capped at MAX_COUNT), which kinds and colours they have (multi-hot), and for a token holding a
+    centre the cell of its group (0..8) and the group's size (1..MAX_COUNT; -1 and 0 where it holds none).
+
+    The last two make every token of a group describe the whole group where it lies: the vision tower of Qwen2-VL
+    has rotary positions only, so without a target that depends on where a token is, its output says nothing of
+    its place (a probe on the first committed foundation read a token's index at 0.14, chance 0.06), and the
+    language model, which reads values, not positions, cannot answer "where" (it answered at chance)."""
     side = scene.size // MERGED_TOKEN_PX
-    targets = np.zeros((side * side, 1 + len(OBJECT_KINDS) + len(COLOURS)), dtype=np.float32)
+    targets = np.zeros((side * side, TARGET_COLUMNS), dtype=np.float32)
+    targets[:, CELL] = -1
     for g in scene.groups:
         for obj in g.objects:
             x1, y1, x2, y2 = obj.box
@@ -154,6 +180,8 @@ def token_targets(scene) -> tuple[np.ndarray, int]:
             t[0] = min(MAX_COUNT, t[0] + 1)
             t[1 + OBJECT_KINDS.index(g.kind)] = 1
             t[1 + len(OBJECT_KINDS) + COLOURS.index(g.colour)] = 1
+            if t[CELL] < 0:  # two groups' centres in one token (rare): the first group describes it
+                t[CELL], t[GROUP_COUNT] = g.cell, g.count
     return targets, LAND_COVERS.index(scene.land_cover)
 
 
@@ -230,55 +258,73 @@ def answer_loss(model, inputs) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------ model
 
 
+def _share(hits: torch.Tensor) -> float:
+    return hits.float().mean().item() if hits.numel() else float("nan")
+
+
 class PerceptionHeads(nn.Module):
     """Read-outs of the merged vision tokens, one small head shared by every token (so what is learned at one
-    place serves every place): the number of object centres in the token, the kinds and colours present there;
-    and the land cover from the mean token."""
+    place serves every place): the number of object centres in the token, the kinds and colours present there,
+    the cell and size of the group a centre there belongs to, and the token's own place in the grid; and the land
+    cover from the mean token."""
 
-    def __init__(self, width: int, hidden: int = 128):
+    def __init__(self, width: int, tokens: int, hidden: int = 128, grid_weight: float = 1.0):
         super().__init__()
+        self.grid_weight = grid_weight
         self.kinds, self.colours = len(OBJECT_KINDS), len(COLOURS)
+        self.sizes = (MAX_COUNT + 1, self.kinds + self.colours, len(POSITIONS), MAX_COUNT, tokens)
         self.token_head = nn.Sequential(
-            nn.LayerNorm(width),
-            nn.Linear(width, hidden),
-            nn.GELU(),
-            nn.Linear(hidden, MAX_COUNT + 1 + self.kinds + self.colours),
+            nn.LayerNorm(width), nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, sum(self.sizes))
         )
         self.land_head = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, len(LAND_COVERS)))
 
     def forward(self, merged: torch.Tensor, targets: torch.Tensor, land: torch.Tensor):
-        out = self.token_head(merged)  # (images, tokens, outputs)
-        count_logits = out[..., : MAX_COUNT + 1]
-        attributes = out[..., MAX_COUNT + 1 :]
+        count_logits, attributes, cell_logits, size_logits, place_logits = self.token_head(merged).split(
+            self.sizes, dim=-1
+        )
         count = targets[..., 0].long()
         occupied = count > 0
+        cell, group_size = targets[..., CELL].long()[occupied], targets[..., GROUP_COUNT].long()[occupied] - 1
+        place = torch.arange(merged.shape[1]).expand(merged.shape[:2])
         # Most tokens are empty: the occupied ones weigh as much in all as the empty ones.
         weight = torch.where(occupied, 0.5 / occupied.float().mean().clamp(min=1e-3), 0.5 / (~occupied).float().mean())
         count_loss = nn.functional.cross_entropy(count_logits.flatten(0, 1), count.flatten(), reduction="none")
         attribute_loss = nn.functional.binary_cross_entropy_with_logits(
-            attributes, targets[..., 1:], reduction="none"
-        ).mean(-1)
+            attributes, targets[..., 1:CELL], reduction="none"
+        )
         land_logits = self.land_head(merged.mean(1))
+        # What is there: count, kind and colour (apart, so the slow kinds are not averaged with the fast
+        # colours), land cover.
         losses = [
             (count_loss * weight.flatten()).mean(),
-            (attribute_loss * weight).mean(),
+            (attribute_loss[..., : self.kinds].mean(-1) * weight).mean(),
+            (attribute_loss[..., self.kinds :].mean(-1) * weight).mean(),
             nn.functional.cross_entropy(land_logits, land),
         ]
+        # Where it is: learned within a few hundred steps even when weighed lightly.
+        grid = [nn.functional.cross_entropy(place_logits.flatten(0, 1), place.flatten())]
+        if occupied.any():
+            grid += [
+                nn.functional.cross_entropy(cell_logits[occupied], cell),
+                nn.functional.cross_entropy(size_logits[occupied], group_size),
+            ]
         with torch.no_grad():
             predicted = attributes > 0
-            truth = targets[..., 1:] > 0.5
+            truth = targets[..., 1:CELL] > 0.5
             kinds_ok = (predicted[..., : self.kinds] == truth[..., : self.kinds]).all(-1)
             colours_ok = (predicted[..., self.kinds :] == truth[..., self.kinds :]).all(-1)
+
             accuracy = {
-                "kind": kinds_ok[occupied].float().mean().item() if occupied.any() else float("nan"),
-                "colour": colours_ok[occupied].float().mean().item() if occupied.any() else float("nan"),
-                "count": (count_logits.argmax(-1) == count)[occupied].float().mean().item()
-                if occupied.any()
-                else float("nan"),
-                "empty": (count_logits.argmax(-1) == 0)[~occupied].float().mean().item(),
-                "land_cover": (land_logits.argmax(-1) == land).float().mean().item(),
+                "kind": _share(kinds_ok[occupied]),
+                "colour": _share(colours_ok[occupied]),
+                "count": _share((count_logits.argmax(-1) == count)[occupied]),
+                "empty": _share((count_logits.argmax(-1) == 0)[~occupied]),
+                "land_cover": _share(land_logits.argmax(-1) == land),
+                "place": _share(place_logits.argmax(-1) == place),
+                "cell": _share(cell_logits[occupied].argmax(-1) == cell),
+                "group_size": _share(size_logits[occupied].argmax(-1) == group_size),
             }
-        return sum(losses) / len(losses), accuracy
+        return (sum(losses) + self.grid_weight * sum(grid)) / 3, accuracy
 
 
 class _MergedTokens:
@@ -382,9 +428,16 @@ def train_foundation(config: FoundationConfig) -> dict:
     pixels = config.image_size * config.image_size
     processor = load_processor(resolve_model_path(source), min_pixels=pixels, max_pixels=pixels)
     tokens = (config.image_size // MERGED_TOKEN_PX) ** 2
-    heads = PerceptionHeads(model.config.text_config.hidden_size)
-    params = list(model.parameters()) + list(heads.parameters())
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+    heads = PerceptionHeads(model.config.text_config.hidden_size, tokens, grid_weight=config.grid_weight)
+    vision = list(model.model.visual.parameters())
+    in_vision = {id(p) for p in vision}
+    rest = [p for p in model.parameters() if id(p) not in in_vision] + list(heads.parameters())
+    params = vision + rest
+    optimizer = torch.optim.AdamW(
+        [{"params": vision, "vision": True}, {"params": rest, "vision": False}],
+        lr=config.learning_rate,
+        weight_decay=config.weight_decay,
+    )
     step, history, elapsed = 0, [], 0.0
     if (checkpoint / "state.pt").is_file():
         state = torch.load(checkpoint / "state.pt", weights_only=False)
@@ -427,7 +480,8 @@ def train_foundation(config: FoundationConfig) -> dict:
         for inputs, targets, land in batches:
             vision_phase = step < config.vision_steps
             for group in optimizer.param_groups:
-                group["lr"] = _lr_at(step, config)
+                scale = config.vision_learning_rate_scale if group["vision"] and not vision_phase else 1.0
+                group["lr"] = _lr_at(step, config) * scale
             if vision_phase:
                 model.model.visual(inputs["pixel_values"], grid_thw=inputs["image_grid_thw"])
                 lm_loss = loss = torch.zeros(())

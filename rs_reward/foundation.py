@@ -65,7 +65,7 @@ class FoundationConfig:
 
         model_name_or_path (the random tiny model), vision_steps, max_steps, batch_size, lm_batch_size,
         learning_rate, vision_learning_rate_scale, warmup_steps, weight_decay, perception_weight,
-        grid_weight, caption_probability, seed, num_workers
+        grid_weight, caption_probability, presence_of_every_kind, description_checks, seed, num_workers
 
     > Evaluation and saving
 
@@ -111,6 +111,20 @@ class FoundationConfig:
     caption_probability: float = field(
         default=0.5, metadata={"help": "Share of conversations that end with a caption turn."}
     )
+    presence_of_every_kind: bool = field(
+        default=False,
+        metadata={
+            "help": "Ask presence of every kind in each conversation (default: one present and one absent kind, "
+            "which lets one answer give the other away)."
+        },
+    )
+    description_checks: int = field(
+        default=0,
+        metadata={
+            "help": "Description checks per conversation: is this description (correct, or with one grounded "
+            "error) of the image correct? Image-text matching, the read-out a score model builds on."
+        },
+    )
     eval_scenes: int = field(default=300, metadata={"help": "Held-out scenes for the final evaluation."})
     eval_every: int = field(default=1000, metadata={"help": "Steps between quick held-out evaluations (0: never)."})
     save_every: int = field(default=500, metadata={"help": "Steps between resumable checkpoints."})
@@ -142,9 +156,16 @@ def make_scene(config: FoundationConfig, split: str, index: int):
     return scene, image, rng
 
 
-def dense_messages(scene, rng, caption_probability: float) -> list[dict]:
-    """One multi-turn conversation about one image: dense closed questions, then maybe a caption."""
-    turns = [(qa.question, qa.answer) for qa in T.dense_questions(scene, rng)]
+def dense_messages(
+    scene, rng, caption_probability: float, presence_of_every_kind: bool = False, descriptions: int = 0
+) -> list[dict]:
+    """One multi-turn conversation about one image: dense closed questions (presence of every kind and
+    `descriptions` description checks when asked, `T.dense_training_questions`), then maybe a caption."""
+    if presence_of_every_kind or descriptions:
+        questions = T.dense_training_questions(scene, rng, descriptions=descriptions)
+    else:
+        questions = T.dense_questions(scene, rng)
+    turns = [(qa.question, qa.answer) for qa in questions]
     if rng.random() < caption_probability:
         turns.append((CAPTION_PROMPT, T.render_text(T.claims_from_scene(scene, rng))))
     messages = []
@@ -219,7 +240,9 @@ def make_batch(config: FoundationConfig, processor, step: int, with_text: bool =
     for b in range(size):
         scene, image, rng = make_scene(config, "train", first + b)
         if with_text:
-            messages = dense_messages(scene, rng, config.caption_probability)
+            messages = dense_messages(
+                scene, rng, config.caption_probability, config.presence_of_every_kind, config.description_checks
+            )
             texts.append(processor.apply_chat_template(messages, tokenize=False))
         images.append(image)
         c, lc = token_targets(scene)
@@ -355,11 +378,12 @@ def _lr_at(step: int, config: FoundationConfig) -> float:
 
 
 def perception_rows(config: FoundationConfig, scenes: int) -> list[dict]:
-    """Held-out questions on fresh scenes: every question type of `dense_questions`, each with its scene."""
+    """Held-out questions on fresh scenes: every question type of `dense_questions` (presence: one present and
+    one absent kind), and one description check (correct half the time), each with its scene."""
     rows = []
     for index in range(scenes):
         scene, image, rng = make_scene(config, "test", index)
-        for qa in T.dense_questions(scene, rng):
+        for qa in [*T.dense_questions(scene, rng), T.description_check(scene, rng)]:
             rows.append({"image": image, "question": qa.question, "answer": qa.answer, "qtype": qa.qtype})
     return rows
 

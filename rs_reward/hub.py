@@ -246,6 +246,16 @@ def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, r
             else "."
         ),
         "",
+        *(
+            [
+                f"- continued from `{config['model_name_or_path']}` on conversations that ask presence of every kind"
+                f" and hold {config.get('description_checks', 0)} description checks each (is this description,"
+                " correct or with one grounded error, of the image correct?)"
+            ]
+            if not config["vision_steps"]
+            and (config.get("presence_of_every_kind") or config.get("description_checks"))
+            else []
+        ),
         f"- recipe: `{recipe}` (`make foundation` reruns it)",
         f"- code: {commit}",
         f"- world: image {config['image_size']} px, object_scale {config['object_scale']},"

@@ -42,6 +42,25 @@ def test_dense_questions_ask_every_type_about_every_group():
             assert answers[where] == T.KIND_NOUN[g.kind][0]
 
 
+def test_training_conversations_ask_presence_of_every_kind_and_check_descriptions():
+    config = FoundationConfig()
+    answers = {"yes": 0, "no": 0}
+    for index in range(40):
+        scene, _, rng = make_scene(config, "train", index)
+        questions = T.dense_training_questions(scene, rng, descriptions=2)
+        presence = {q.question: q.answer for q in questions if q.qtype == "presence"}
+        assert len(presence) == len(T.OBJECT_KINDS)  # every kind, so no answer implies another
+        for kind in T.OBJECT_KINDS:
+            expected = "yes" if scene.group(kind) is not None else "no"
+            assert presence[f"Is there any {T.KIND_NOUN[kind][0]} in the image?"] == expected
+        for q in (q for q in questions if q.qtype == "description"):
+            answers[q.answer] += 1
+            text = q.question.split('"')[1]
+            # A correct description states exactly the scene's facts; a wrong one does not.
+            assert (T.parse_caption_facts(text) == T.scene_facts(scene)) == (q.answer == "yes"), text
+    assert min(answers.values()) >= 25, answers  # about half correct, half with one grounded error
+
+
 def test_token_targets_count_object_centres_and_name_their_group_per_merged_token():
     scene, _, _ = make_scene(FoundationConfig(), "train", 3)
     targets, land = token_targets(scene)
@@ -115,6 +134,8 @@ def test_training_changes_the_model_and_a_resumed_run_ends_where_an_uninterrupte
         eval_scenes=2,
         eval_every=0,
         num_workers=0,
+        presence_of_every_kind=True,  # the conversations of config_continue.yaml
+        description_checks=1,
     )
     whole = train_foundation(FoundationConfig(output_dir=str(tmp_path / "whole"), **common))
     assert whole["steps"] == 4 and set(whole["perception"]) >= {"land_cover", "count", "kind"}

@@ -329,6 +329,7 @@ QTYPE_CHANCE = {
     "colour": 1 / len(COLOURS),
     "comparison": 1 / 2,
     "kind": 1 / len(OBJECT_KINDS),
+    "description": 1 / 2,
 }
 
 
@@ -384,6 +385,41 @@ def dense_questions(scene: Scene, rng: np.random.Generator) -> list[ClosedQA]:
     for g in scene.groups:
         questions += [closed_question(scene, rng, qtype, group=g) for qtype in ("kind", "count", "colour", "position")]
     questions.append(closed_question(scene, rng, "comparison"))
+    order = rng.permutation(len(questions))
+    return [questions[i] for i in order]
+
+
+DESCRIPTION_QUESTION = 'Is this description of the image correct? "{}" Answer yes or no.'
+# The grounded caption operators of the preference pairs: what a description check can get wrong.
+DESCRIPTION_OPERATORS = tuple(op for op in CAPTION_OPERATORS if op in GROUNDED_OPERATORS)
+
+
+def description_check(scene: Scene, rng: np.random.Generator) -> ClosedQA:
+    """Image-text matching as a closed question (the yes/no form of BLIP's image-text matching objective): a
+    complete description of the scene, correct or, half the time, with one grounded error made by the same
+    operators as the preference pairs' rejected captions, and whether it is correct."""
+    claims, answer = claims_from_scene(scene, rng), "yes"
+    if rng.random() < 0.5:
+        for op in rng.permutation(DESCRIPTION_OPERATORS):
+            wrong = apply_operator(str(op), claims, scene, rng)
+            if wrong is not None:
+                claims, answer = wrong, "no"
+                break
+    return ClosedQA("description", DESCRIPTION_QUESTION.format(render_text(claims)), answer, ("yes", "no"))
+
+
+def dense_training_questions(scene: Scene, rng: np.random.Generator, descriptions: int = 0) -> list[ClosedQA]:
+    """The foundation's training conversation: the questions of `dense_questions` except that presence is asked
+    of every kind (one present and one absent kind per conversation would let one answer give the other away),
+    then `descriptions` description checks, in random order."""
+    questions = [q for q in dense_questions(scene, rng) if q.qtype != "presence"]
+    present = {g.kind for g in scene.groups}
+    for kind in OBJECT_KINDS:
+        answer = "yes" if kind in present else "no"
+        questions.append(
+            ClosedQA("presence", f"Is there any {KIND_NOUN[kind][0]} in the image?", answer, ("yes", "no"))
+        )
+    questions += [description_check(scene, rng) for _ in range(descriptions)]
     order = rng.permutation(len(questions))
     return [questions[i] for i in order]
 

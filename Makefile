@@ -1,6 +1,6 @@
 # The two set-up commands: `make demo` and `make test`. Each builds .venv when it is missing (torch pinned by
 # constraints.txt, so no CUDA wheels on a CPU machine), then runs. A second call installs nothing.
-.PHONY: demo demo-docs screenshots foundation test test-all quality style bench bench-gpu clean-venv
+.PHONY: demo demo-docs screenshots foundation test quality style bench bench-gpu clean-venv
 
 PYTHON ?= python3
 VENV := .venv
@@ -34,14 +34,12 @@ foundation: $(STAMP)
 	$(OFFLINE) $(BIN)/rs-reward foundation --config recipes/tiny/foundation/config.yaml $(ARGS)
 
 test: $(STAMP)
-	$(OFFLINE) $(BIN)/python -m pytest -m "not slow" $(ARGS)
-
-test-all: $(STAMP)
 	$(OFFLINE) $(BIN)/python -m pytest $(ARGS)
 
 quality: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 style: $(STAMP)
 	$(BIN)/ruff check --fix .

@@ -1,6 +1,7 @@
 """Configuration dataclasses. They subclass TRL's, so recipes are TRL recipes with a few more keys.
 
-Shared fields live in mixins, once. Every field has a `help` (shown by `rs-reward <task> --help`).
+The model arguments (`RSModelConfig`) and the preference data (`PreferenceDataArguments`) are shared by the tasks
+that read them; task-only arguments stay beside their task. Every field has a `help` (`rs-reward <task> --help`).
 """
 
 from __future__ import annotations
@@ -173,7 +174,7 @@ class GRPOScriptArguments:
         default_factory=lambda: ["format", "accuracy"],
         metadata={
             "help": "Reward functions by registry name: format, accuracy, exact_match, multiple_choice, "
-            "iou_graded, score_model, score_vs_reference."
+            "iou_graded, score_model, score_vs_reference; or a custom one by dotted path (`my_pkg.rewards.fn`)."
         },
     )
     reward_model_name_or_path: str | None = field(

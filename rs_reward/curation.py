@@ -1,4 +1,5 @@
-"""Selection from scores (score once, select many times): fractions or thresholds, global or per task.
+"""Selection from scores (score once, select many times): fractions or thresholds, global or per task, and the
+curated subsets written from a selection (`write_subset`, `keep_histogram`).
 
 `select` turns a keep-fraction into a threshold per group: rows are ranked by score (descending), ties broken by
 id (ascending), and the first round(fraction * n) are kept. Deterministic, and it reads only the score column.
@@ -6,7 +7,9 @@ id (ascending), and the first round(fraction * n) are kept. Deterministic, and i
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 
 def parse_fractions(spec: str) -> dict[str, float]:
@@ -57,3 +60,56 @@ def select(scores, fractions: dict[str, float] | None = None, threshold: float |
         k = kept_count(fraction, len(index))
         keep[index[order[:k]]] = True
     return keep
+
+
+def selection_name(spec: str) -> str:
+    """The folder name of a selection: `caption=0.3,instruction=0.6` -> `keep-caption0p3-instruction0p6`."""
+    return "keep-" + spec.replace("=", "").replace(",", "-").replace(".", "p").replace("*", "all")
+
+
+def write_subset(folder: Path, kept_rows: list[dict], image_root: str, caption_prompt: str) -> None:
+    """A curated subset: `sft.jsonl` (canonical SFT rows), `clip.csv` (caption rows as filepath, title), `ids.txt`
+    and `image_root.txt` (the root the image paths are relative to)."""
+    import csv
+
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / "sft.jsonl").open("w", encoding="utf-8") as f:
+        for row in kept_rows:
+            user = row["question"] or caption_prompt
+            f.write(
+                json.dumps(
+                    {
+                        "id": row["id"],
+                        "images": [row["image"]],
+                        "task": row["task"],
+                        "source": row["source"],
+                        "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": row["text"]}],
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+            )
+    with (folder / "clip.csv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["filepath", "title"])
+        writer.writerows([[row["image"], row["text"]] for row in kept_rows if row["task"] == "caption"])
+    (folder / "ids.txt").write_text("".join(row["id"] + "\n" for row in kept_rows))
+    (folder / "image_root.txt").write_text(str(Path(image_root).resolve()) + "\n")
+
+
+def keep_histogram(scores, keep, path: Path, title: str) -> float | None:
+    """A PNG of all scores and the kept ones, the cut (the lowest kept score, returned) marked."""
+    from .report import histogram_plot
+
+    values = scores["score"].to_numpy()
+    cut = float(values[keep].min()) if keep.any() else None
+    series = {"all scored": (values, "tab:gray", 0.5), "kept": (values[keep], "tab:green", 0.7)}
+    histogram_plot(
+        series,
+        path,
+        bins=50,
+        ylabel="rows",
+        title=title,
+        vline=None if cut is None else (cut, f"lowest kept {cut:.3f}"),
+    )
+    return cut

@@ -65,7 +65,7 @@ class FoundationConfig:
 
         model_name_or_path (the random tiny model), vision_steps, max_steps, batch_size, lm_batch_size,
         learning_rate, vision_learning_rate_scale, warmup_steps, weight_decay, perception_weight,
-        grid_weight, caption_probability, presence_of_every_kind, description_checks, seed, num_workers
+        grid_weight, kind_weight, caption_probability, presence_of_every_kind, description_checks, seed, num_workers
 
     > Evaluation and saving
 
@@ -106,6 +106,13 @@ class FoundationConfig:
         metadata={
             "help": "Weight, inside the perception loss, of the where terms (the token's place, its group's cell "
             "and size) beside the what terms (count, kind, colour, land cover; 1 each)."
+        },
+    )
+    kind_weight: float = field(
+        default=1.0,
+        metadata={
+            "help": "Weight, inside the perception loss, of the object-kind term (the slowest to learn) beside the "
+            "other what terms (1 each)."
         },
     )
     caption_probability: float = field(
@@ -291,9 +298,9 @@ class PerceptionHeads(nn.Module):
     the cell and size of the group a centre there belongs to, and the token's own place in the grid; and the land
     cover from the mean token."""
 
-    def __init__(self, width: int, tokens: int, hidden: int = 128, grid_weight: float = 1.0):
+    def __init__(self, width: int, tokens: int, hidden: int = 128, grid_weight: float = 1.0, kind_weight: float = 1.0):
         super().__init__()
-        self.grid_weight = grid_weight
+        self.grid_weight, self.kind_weight = grid_weight, kind_weight
         self.kinds, self.colours = len(OBJECT_KINDS), len(COLOURS)
         self.sizes = (MAX_COUNT + 1, self.kinds + self.colours, len(POSITIONS), MAX_COUNT, tokens)
         self.token_head = nn.Sequential(
@@ -320,7 +327,7 @@ class PerceptionHeads(nn.Module):
         # colours), land cover.
         losses = [
             (count_loss * weight.flatten()).mean(),
-            (attribute_loss[..., : self.kinds].mean(-1) * weight).mean(),
+            self.kind_weight * (attribute_loss[..., : self.kinds].mean(-1) * weight).mean(),
             (attribute_loss[..., self.kinds :].mean(-1) * weight).mean(),
             nn.functional.cross_entropy(land_logits, land),
         ]
@@ -391,8 +398,8 @@ def perception_rows(config: FoundationConfig, scenes: int) -> list[dict]:
 @torch.no_grad()
 def evaluate_perception(model, processor, config: FoundationConfig, scenes: int | None = None) -> dict:
     """Held-out accuracy per question type (greedy answers, strict match) on fresh SynthRS scenes, with chance."""
+    from .answers import exact_match
     from .data.chat import generation_prompt
-    from .eval.metrics import exact_match
 
     was_training = model.training
     model.eval()
@@ -452,7 +459,9 @@ def train_foundation(config: FoundationConfig) -> dict:
     pixels = config.image_size * config.image_size
     processor = load_processor(resolve_model_path(source), min_pixels=pixels, max_pixels=pixels)
     tokens = (config.image_size // MERGED_TOKEN_PX) ** 2
-    heads = PerceptionHeads(model.config.text_config.hidden_size, tokens, grid_weight=config.grid_weight)
+    heads = PerceptionHeads(
+        model.config.text_config.hidden_size, tokens, grid_weight=config.grid_weight, kind_weight=config.kind_weight
+    )
     vision = list(model.model.visual.parameters())
     in_vision = {id(p) for p in vision}
     rest = [p for p in model.parameters() if id(p) not in in_vision] + list(heads.parameters())

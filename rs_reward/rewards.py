@@ -3,12 +3,14 @@
 | name | reward of a completion | rows |
 |---|---|---|
 | `format` | 1 if it is `<think>...</think><answer>...</answer>` and nothing else, else 0 | all |
-| `exact_match` | 1 if the answer equals the `solution` after normalisation (strict, `eval.metrics.exact_match`) | `em` |
+| `exact_match` | 1 if the answer equals the `solution` after normalisation (strict, `answers.exact_match`) | `em` |
 | `multiple_choice` | 1 if the extracted option letter is the `solution` letter | `mc` |
 | `iou_graded` | 0.5 / 0.6 / 0.7 / 1.0 above IoU 0.5 / 0.6 / 0.7 / 0.8 with the `solution` box, else 0 | `iou` |
 | `score_model` | the score model's raw score of image + question + completion | all |
 | `score_vs_reference` | `1 - exp(-beta * (s(pred) - s(ref)))` when the prediction outscores the reference, else 0 | `open` |
 | `accuracy` | routed per row by its `reward_type` (`em`, `mc`, `iou`, `open`) to the functions above | all |
+
+A name with a dot (`my_package.rewards.length_penalty`) is imported as a custom reward, as in TRL's GRPO script.
 
 The paper's combination, 0.3 format + 0.7 accuracy and 0 when the format fails, is `reward_funcs: [format,
 accuracy]` with `reward_weights: [0.3, 0.7]` and `format_gate: true` (the accuracy of a badly formatted completion
@@ -35,10 +37,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .eval.metrics import answer_text, exact_match, extract_choice, graded_iou_reward, iou, parse_box
+from .answers import answer_text, exact_match, extract_choice, graded_iou_reward, iou, parse_box
+from .data.rl import REWARD_TYPES
 
 
-REWARD_TYPES = ("em", "mc", "iou", "open")
 DEFAULT_ROUTES = {"em": "exact_match", "mc": "multiple_choice", "iou": "iou_graded", "open": "score_vs_reference"}
 THINK_ANSWER_SUFFIX = (
     " Output the thinking process in <think> </think> and the final answer in <answer> </answer> tags."
@@ -295,13 +297,52 @@ def parse_routes(text: str | dict | None) -> dict[str, str | None]:
 # --------------------------------------------------------------------------------- the TRL-facing callables
 
 
+class RewardMonitor:
+    """What the rewards of one reward pass saw, per completion: the row ids, the rule reward (NaN where none) and
+    the score-model score (NaN where not scored). Passed to the `RewardFunction`s, which record into it, and to
+    the trainer, which reads it after each pass (the hacking metrics, the samples page) and clears it."""
+
+    def __init__(self):
+        self.clear()
+
+    def clear(self) -> None:
+        self._ids: np.ndarray | None = None
+        self._rule: list[np.ndarray] = []
+        self._score: list[np.ndarray] = []
+
+    def record(self, ids, rule: np.ndarray, score: np.ndarray) -> None:
+        ids = np.asarray(ids, dtype=object)
+        if self._ids is not None and not np.array_equal(ids, self._ids):
+            raise RewardError("reward functions of one pass were called on different completions")
+        self._ids = ids
+        self._rule.append(np.asarray(rule, dtype=np.float64))
+        self._score.append(np.asarray(score, dtype=np.float64))
+
+    def __bool__(self) -> bool:
+        return self._ids is not None
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self._ids
+
+    @property
+    def rule(self) -> np.ndarray:
+        """Per completion, the rule reward of whichever function gave one (NaN where none did)."""
+        return np.fmax.reduce(self._rule)
+
+    @property
+    def score(self) -> np.ndarray:
+        """Per completion, the score-model score (NaN where no function scored it)."""
+        return np.fmax.reduce(self._score)
+
+
 class RewardFunction:
     """A registry reward as TRL calls it: `f(prompts, completions, **columns) -> list[float | None]`.
 
     `accuracy` routes each row by its `reward_type`; a rule reward named directly applies to its own
     `reward_type` (None elsewhere) when the data has that column. With `format_gate`, a completion that fails the
-    format earns 0 (every reward but the raw `score_model`, which can be negative). After each call `last` holds the per-row details the trainer's monitor reads: the
-    reward, the rule reward (NaN where none), the score-model score (NaN where not scored).
+    format earns 0 (every reward but the raw `score_model`, which can be negative). With a `monitor`, each call
+    records its per-row rule rewards and score-model scores there (`RewardMonitor`).
     """
 
     def __init__(
@@ -312,6 +353,7 @@ class RewardFunction:
         routes: dict[str, str | None] | None = None,
         format_gate: bool = False,
         score_beta: float = 0.2,
+        monitor: RewardMonitor | None = None,
         monitor_scores: bool = False,
     ):
         if name != "accuracy" and name not in REWARDS:
@@ -321,8 +363,8 @@ class RewardFunction:
         self.routes = routes or dict(DEFAULT_ROUTES)
         self.format_gate = format_gate
         self.score_beta = score_beta
+        self.monitor = monitor
         self.monitor_scores = monitor_scores and score_model is not None
-        self.last: dict[str, np.ndarray] = {}
         needs_model = {name} if name != "accuracy" else {r for r in self.routes.values() if r}
         if needs_model & {"score_model", "score_vs_reference"} and score_model is None:
             raise ValueError(f"reward {name!r} needs a score model: set reward_model_name_or_path")
@@ -353,11 +395,12 @@ class RewardFunction:
         scores = np.full(n, np.nan)
         if self.__name__ == "score_model":
             scores = rewards.copy()
-        elif self.monitor_scores:
+        elif self.monitor_scores and self.monitor is not None:
             scores = self.score_model(
                 batch.images, batch.questions, [answer_text(c) for c in batch.completions], batch.ids
             )
-        self.last = {"reward": rewards, "rule": rule, "score": scores, "ids": np.asarray(batch.ids, dtype=object)}
+        if self.monitor is not None:
+            self.monitor.record(batch.ids, rule, scores)
         if log_metric is not None:
             self._log(log_metric, batch, rewards, scores)
         return [None if math.isnan(r) else float(r) for r in rewards]
@@ -391,6 +434,27 @@ class RewardFunction:
             log_metric("score_model/score", float(np.nanmean(scores)))
 
 
+def import_reward(path: str) -> Callable:
+    """A custom reward by dotted path (`my_package.rewards.length_penalty`), as TRL's GRPO script allows: any
+    callable `f(prompts, completions, **columns) -> list[float | None]`."""
+    import importlib
+
+    module_name, _, attribute = path.rpartition(".")
+    if not module_name:
+        raise ValueError(f"unknown reward {path!r}; known: accuracy, {', '.join(REWARDS)}, or a module.function path")
+    try:
+        function = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as error:
+        raise ValueError(f"reward {path!r}: cannot import it ({error})") from None
+    if not callable(function):
+        raise ValueError(f"reward {path!r} is not callable")
+    return function
+
+
+def is_registry_reward(name: str) -> bool:
+    return name == "accuracy" or name in REWARDS
+
+
 def build_reward_funcs(
     names: Sequence[str],
     *,
@@ -398,18 +462,26 @@ def build_reward_funcs(
     routes: str | dict | None = None,
     format_gate: bool = False,
     score_beta: float = 0.2,
-    monitor: bool = True,
+    monitor: RewardMonitor | None = None,
 ) -> list[RewardFunction]:
-    """The reward callables of a recipe's `reward_funcs`, sharing one score model. The monitor's score-model scores
-    of every completion are computed by the first function that does not already score them."""
+    """The reward callables of a recipe's `reward_funcs`, sharing one score model and one `monitor`. The
+    monitor's score-model scores of every completion are computed by the `score_model` function, or else by the
+    last function."""
     if not names:
         raise ValueError("reward_funcs is empty")
     routes = parse_routes(routes)
     funcs = [
-        RewardFunction(name, score_model=score_model, routes=routes, format_gate=format_gate, score_beta=score_beta)
+        RewardFunction(
+            name,
+            score_model=score_model,
+            routes=routes,
+            format_gate=format_gate,
+            score_beta=score_beta,
+            monitor=monitor,
+        )
         for name in names
     ]
-    if monitor and score_model is not None:
+    if monitor is not None and score_model is not None:
         scoring = [f for f in funcs if f.__name__ == "score_model"]
         (scoring or [funcs[-1]])[0].monitor_scores = True
     return funcs

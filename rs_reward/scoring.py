@@ -20,6 +20,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -32,16 +33,8 @@ from .modeling.processing import get_tokenizer
 from .modeling.shared_prefix import group_rows, pack_groups, supports_shared_prefix
 
 
-class _null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _autocast(device):
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
 class RewardModelScorer:
@@ -253,11 +246,9 @@ def load_scorer(
     texts cut to the model's own limit), or `random`."""
     if kind == "random":
         return RandomScorer(seed)
-    from .modeling import load_processor, model_processor
-    from .modeling.tiny import resolve_model_path
+    from .modeling import model_processor
 
     device = device or torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    path = resolve_model_path(model_args.model_name_or_path)
     if kind == "reward_model":
         from .modeling.loading import load_reward_model
 
@@ -274,16 +265,12 @@ def load_scorer(
             prompt_order=prompt_order,
         )
     if kind == "clip":
-        from transformers import AutoModel
+        from .modeling.loading import load_clip
 
-        from .modeling.loading import torch_dtype
-
-        model = AutoModel.from_pretrained(
-            path, dtype=torch_dtype(model_args.dtype), trust_remote_code=trust_remote_code
+        model, processor = load_clip(
+            model_args.model_name_or_path, dtype=model_args.dtype, trust_remote_code=trust_remote_code
         )
-        return ClipScorer(
-            model.to(device), load_processor(path, trust_remote_code=trust_remote_code), batch_size=batch_size
-        )
+        return ClipScorer(model.to(device), processor, batch_size=batch_size)
     raise ValueError(f"unknown scorer {kind!r}: choose reward_model, clip or random")
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
+from helpers import changed_parameters, snapshot
 from PIL import Image
 
 from rs_reward.cli import main
@@ -65,7 +65,7 @@ def test_rl_prompts_load_lazily_and_reject_bad_rows(rl_file):
     assert set(only_closed["reward_type"]) == {"em", "mc"}
 
 
-def test_grpo_two_steps_score_model_sees_pixels(rl_file, tmp_path, tiny_generator_path, tiny_reward_path):
+def test_grpo_two_steps_score_model_sees_pixels(rl_file, tmp_path, tiny_generator_path, tiny_reward_path, monkeypatch):
     from transformers import AutoModelForImageTextToText
     from trl import GRPOConfig
 
@@ -83,7 +83,7 @@ def test_grpo_two_steps_score_model_sees_pixels(rl_file, tmp_path, tiny_generato
         with_kwargs=True,
     )
     policy = AutoModelForImageTextToText.from_pretrained(tiny_generator_path)
-    before = {n: p.detach().clone() for n, p in policy.named_parameters()}
+    before = snapshot(policy)
     processor = load_processor(tiny_generator_path)
     processor.tokenizer.padding_side = "right"  # the trainer must switch it: TRL left-pads only its own processor
     config = GRPOConfig(
@@ -101,10 +101,16 @@ def test_grpo_two_steps_score_model_sees_pixels(rl_file, tmp_path, tiny_generato
         reward_weights=[0.7, 0.3],
         seed=0,
     )
-    # a random policy never earns a rule reward; the raw score varies, so the policy gets a gradient
+    # a random policy never earns a rule reward; the raw score varies, so the policy gets a gradient; a custom
+    # reward named by dotted path runs beside the registry's
+    (tmp_path / "custom_rewards.py").write_text(
+        "def brevity(prompts, completions, **columns):\n    return [1.0 / (1 + len(str(c))) for c in completions]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    config.reward_weights = [0.7, 0.3, 0.1]
     trainer = RSGRPOTrainer(
         model=policy,
-        reward_funcs=["accuracy", "score_model"],
+        reward_funcs=["accuracy", "score_model", "custom_rewards.brevity"],
         score_model=score_model,
         args=config,
         train_dataset=load_rl_prompts(str(rl_file)),
@@ -115,10 +121,15 @@ def test_grpo_two_steps_score_model_sees_pixels(rl_file, tmp_path, tiny_generato
     assert calls and all(with_pixels for with_pixels, _ in calls), "the score model must receive pixel_values"
     logs = [e for e in trainer.state.log_history if "reward" in e]
     assert len(logs) == 2
-    assert {"rewards/score_model/mean", "rewards/accuracy/mean", "hacking/length_drift", "score_model/score"} <= set(
-        logs[0]
-    )
-    changed = [n for n, p in policy.named_parameters() if not torch.equal(p.detach(), before[n])]
+    assert {
+        "rewards/score_model/mean",
+        "rewards/accuracy/mean",
+        "rewards/brevity/mean",
+        "hacking/length_drift",
+        "score_model/score",
+    } <= set(logs[0])
+    print("MONITOR", {k: v for e in logs for k, v in e.items() if k.startswith("hacking/")})
+    changed = changed_parameters(before, dict(policy.named_parameters()))
     assert changed, "two GRPO steps changed no weight"
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rs_reward.eval.metrics import exact_match, extract_choice, graded_iou_reward, iou, normalize_answer, parse_box
+from rs_reward.answers import exact_match, extract_choice, graded_iou_reward, iou, normalize_answer, parse_box
 
 
 @pytest.mark.parametrize(

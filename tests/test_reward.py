@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import changed_parameters, snapshot
 from PIL import Image
 
 from rs_reward.cli import main
@@ -186,11 +187,10 @@ def _train(model, processor, dataset, tmp_path, **overrides):
     hook = trainer.model.register_forward_pre_hook(
         lambda m, a, kw: seen.append(kw.get("pixel_values")), with_kwargs=True
     )
-    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    before = snapshot(trainer.model)
     trainer.train()
     hook.remove()
-    after = dict(trainer.model.named_parameters())
-    changed = {n for n in before if not torch.equal(before[n], after[n].detach())}
+    changed = changed_parameters(before, dict(trainer.model.named_parameters()))
     return trainer, seen, before, changed
 
 

@@ -10,8 +10,10 @@ from PIL import Image
 from rs_reward.rewards import (
     RewardError,
     RewardFunction,
+    RewardMonitor,
     ScoreModel,
     build_reward_funcs,
+    import_reward,
     parse_routes,
 )
 from rs_reward.trainers.grpo import hacking_metrics
@@ -213,3 +215,36 @@ def test_the_format_gate_never_pays_a_bad_format_through_a_negative_raw_score():
         format_gate=True,
     )
     assert rewards == [-1.0, -1.0]  # raw scores, not gated to 0 for the badly formatted one
+
+
+def test_reward_monitor_collects_rule_rewards_and_scores_of_every_function():
+    class Length:
+        def score(self, images, questions, texts):
+            return np.asarray([float(len(t)) for t in texts])
+
+    monitor = RewardMonitor()
+    funcs = build_reward_funcs(["format", "accuracy"], score_model=ScoreModel(Length()), monitor=monitor)
+    assert not monitor
+    completions = ["<think>x</think><answer>2</answer>", "<think>x</think><answer>3</answer>", "2", ""]
+    for function in funcs:
+        call(None, completions, ["em", "em", "em", "open"], ["2", "2", "2", "a reference"], function=function)
+    assert list(monitor.ids) == ["r0", "r1", "r2", "r3"]
+    # rule reward: the exact-match result where a rule applies, NaN on the open row (no rule)
+    assert monitor.rule[:3].tolist() == [1.0, 0.0, 1.0] and math.isnan(monitor.rule[3])
+    # the last function scored every completion's answer for the monitor (lengths of "2", "3", "2", "")
+    assert monitor.score.tolist() == [1.0, 1.0, 1.0, 0.0]
+    monitor.clear()
+    assert not monitor
+
+
+def test_custom_rewards_by_dotted_path(tmp_path, monkeypatch):
+    (tmp_path / "my_rewards.py").write_text(
+        "def short(prompts, completions, **columns):\n    return [1.0 / (1 + len(str(c))) for c in completions]\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    function = import_reward("my_rewards.short")
+    assert function(None, ["a", "abc"]) == [0.5, 0.25]
+    with pytest.raises(ValueError, match="unknown reward 'shrt'"):
+        import_reward("shrt")
+    with pytest.raises(ValueError, match="cannot import it"):
+        import_reward("my_rewards.long")

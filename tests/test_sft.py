@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
+from helpers import changed_parameters
 from PIL import Image
 
 from rs_reward.cli import main
@@ -72,7 +72,7 @@ def test_sft_two_steps_train_on_images(sft_file, tmp_path):
     before = Qwen2VLForConditionalGeneration.from_pretrained(tiny_model_path("qwen2-vl-tiny")).state_dict()
     after = Qwen2VLForConditionalGeneration.from_pretrained(out).state_dict()
     assert after.keys() == before.keys()
-    changed = [k for k in after if not torch.equal(after[k], before[k])]
+    changed = changed_parameters(before, after)
     assert any(".visual." in k for k in changed) and any(".language_model." in k for k in changed)
     assert (out / "processor_config.json").is_file() and (out / "rejects.jsonl").read_text().count("\n") == 2
 
@@ -117,7 +117,7 @@ def test_paper_sft_stages_train_only_their_parts(sft_file, tmp_path, tiny_genera
     _paper_sft("config_stage1_captions.yaml", sft_file, stage1, tiny_generator_path, gpu_recipe_on_cpu)
     before = Qwen2VLForConditionalGeneration.from_pretrained(tiny_generator_path).state_dict()
     after = Qwen2VLForConditionalGeneration.from_pretrained(stage1).state_dict()
-    changed = {part_of(k) for k in after if not torch.equal(after[k], before[k])}
+    changed = {part_of(k) for k in changed_parameters(before, after)}
     assert changed == {"merger"}
 
     for recipe in (
@@ -132,7 +132,7 @@ def test_paper_sft_stages_train_only_their_parts(sft_file, tmp_path, tiny_genera
         base = Qwen2VLForConditionalGeneration.from_pretrained(stage1)
         reference = {k: v.clone() for k, v in base.state_dict().items()}
         merged = PeftModel.from_pretrained(base, out).merge_and_unload().state_dict()
-        changed = {part_of(k) for k in merged if not torch.equal(merged[k], reference[k])}
+        changed = {part_of(k) for k in changed_parameters(reference, merged)}
         assert changed == {"merger", "language_model"}, recipe  # the vision tower and output layer stay frozen
 
 

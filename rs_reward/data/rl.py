@@ -10,9 +10,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..answers import parse_box
 from .chat import MAX_PROMPT_CHARS
 from .images import open_image, rgb_images
 from .io import Rejects, RowError, UniqueIds, confine_path, read_records
+
+
+REWARD_TYPES = ("em", "mc", "iou", "open")
+"""How an RL row's answer is judged: exact match, option letter, box IoU, or open (by the score model)."""
 
 
 def _check_solution(reward_type: str, solution) -> str | None:
@@ -23,8 +28,6 @@ def _check_solution(reward_type: str, solution) -> str | None:
     if reward_type == "iou":
         box = json.loads(solution) if isinstance(solution, str) and solution.strip().startswith("[") else solution
         if isinstance(box, str):
-            from ..eval.metrics import parse_box
-
             if parse_box(box, 1000, 1000) is None:
                 raise RowError(f"solution {solution!r} is not a box")
         elif not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, int | float) for v in box)):
@@ -49,8 +52,6 @@ def load_rl_prompts(
     `prompt_suffix` is appended to the last user message (e.g. the think/answer instruction of the format reward).
     """
     from datasets import Dataset, Image, List
-
-    from ..rewards import REWARD_TYPES
 
     rejects = rejects if rejects is not None else Rejects()
     root = Path(image_root) if image_root else Path(path).parent

@@ -66,7 +66,7 @@ def compare_scorers(
 
 
 def precision_plot(results: dict, fractions, path, good_quality: float) -> Path:
-    from .report import line_plot
+    from ..report import line_plot
 
     pool_good = next(iter(results.values()))["good_share_in_pool"]
     return line_plot(
@@ -83,7 +83,7 @@ def precision_plot(results: dict, fractions, path, good_quality: float) -> Path:
 
 
 def format_curation(results: dict, fractions) -> str:
-    from .report import markdown_table
+    from ..report import markdown_table
 
     header = ["scorer", "Spearman(score, quality)"] + [f"precision @ {int(100 * f)} %" for f in fractions]
     rows = [

@@ -14,9 +14,9 @@ from collections import defaultdict
 import numpy as np
 import torch
 
+from ..answers import exact_match, extract_choice, iou, parse_box
 from ..data.chat import GROUNDING_TEMPLATE, MC_SUFFIX, generation_prompt
 from ..data.images import open_image
-from .metrics import exact_match, extract_choice, iou, parse_box
 
 
 CLIP_TEMPLATES = ("a satellite photo of {}.", "a satellite image of {}")  # the paper's (SkyScript, ScoreRS)

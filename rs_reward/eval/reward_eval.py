@@ -118,25 +118,12 @@ def evaluate_reward_model(
 
 
 def score_histogram(chosen: np.ndarray, rejected: np.ndarray, path: str | Path, title: str = "") -> Path:
-    import matplotlib
+    """Chosen and rejected scores on common bins."""
+    from ..report import histogram_plot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
     bins = np.linspace(min(chosen.min(), rejected.min()), max(chosen.max(), rejected.max()), 40)
-    ax.hist(chosen, bins=bins, alpha=0.6, label="chosen", color="tab:green")
-    ax.hist(rejected, bins=bins, alpha=0.6, label="rejected", color="tab:red")
-    ax.set_xlabel("score")
-    ax.set_ylabel("texts")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    series = {"chosen": (chosen, "tab:green", 0.6), "rejected": (rejected, "tab:red", 0.6)}
+    return histogram_plot(series, path, bins=bins, ylabel="texts", title=title)
 
 
 def store_score_statistics(model_dir: str | Path, mean: float, std: float) -> None:
@@ -151,7 +138,7 @@ def store_score_statistics(model_dir: str | Path, mean: float, std: float) -> No
 
 def format_reward_metrics(metrics: dict) -> str:
     """A markdown block: overall, per task/source, and per operator with the image-blind control beside."""
-    from .report import markdown_table
+    from ..report import markdown_table
 
     lines = [
         markdown_table(

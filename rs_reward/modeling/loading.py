@@ -178,6 +178,17 @@ def load_generator(model_args: RSModelConfig, *, trainable: bool = True, trust_r
     return model
 
 
+def load_clip(name_or_path: str, *, dtype: str | None = None, trust_remote_code: bool = False, revision: str = "main"):
+    """Load a CLIP / SigLIP dual encoder (a folder, a Hub id or a `tiny:` alias) and its processor: the one loader
+    of the CLIP-score baseline, its fine-tuning and its evaluation."""
+    from transformers import AutoModel
+
+    path = resolve_model_path(name_or_path)
+    kwargs = {"trust_remote_code": trust_remote_code, "revision": revision}
+    model = AutoModel.from_pretrained(path, dtype=torch_dtype(dtype), **kwargs)
+    return model, load_processor(path, **kwargs)
+
+
 def describe_trainable(model) -> str:
     """One line per part: trainable / total parameters."""
     rows = [f"{part:>15}: {c['trainable']:>12,} / {c['total']:>12,}" for part, c in count_parameters(model).items()]

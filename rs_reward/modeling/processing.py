@@ -12,12 +12,9 @@ import importlib.util
 import json
 from pathlib import Path
 
-import numpy as np
-import torch
-from transformers import AutoConfig, AutoProcessor, Qwen2_5_VLConfig, Qwen2VLConfig, Qwen2VLProcessor
-from transformers.image_utils import make_flat_list_of_images
-from transformers.processing_utils import ProcessorMixin
+from transformers import AutoConfig, AutoProcessor, Qwen2_5_VLConfig, Qwen2VLConfig
 
+from .qwen_vl_processor import QwenVLImageProcessor
 from .tiny import resolve_model_path
 
 
@@ -25,51 +22,6 @@ HAS_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 
 # Model types whose processor is (image processor, Qwen2 tokenizer, optional video processor).
 QWEN_VL_MODEL_TYPES = ("qwen2_vl", "qwen2_5_vl")
-
-
-class QwenVLImageProcessor(Qwen2VLProcessor):
-    """`Qwen2VLProcessor` with only an image processor and a tokenizer (no torchvision needed), which processes an
-    image repeated in one call once (the same outputs).
-
-    Example:
-        >>> processor = QwenVLImageProcessor(image_processor=Qwen2VLImageProcessorPil(), tokenizer=tokenizer)
-        >>> batch = processor(text=["<|vision_start|><|image_pad|><|vision_end|>a harbor"], images=[image])
-    """
-
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
-        # Same attributes as Qwen2VLProcessor.__init__, which we cannot call: it passes a video processor.
-        self.image_token = getattr(tokenizer, "image_token", "<|image_pad|>")
-        self.video_token = getattr(tokenizer, "video_token", "<|video_pad|>")
-        self.image_token_id = getattr(tokenizer, "image_token_id", None) or tokenizer.convert_tokens_to_ids(
-            self.image_token
-        )
-        self.video_token_id = getattr(tokenizer, "video_token_id", None) or tokenizer.convert_tokens_to_ids(
-            self.video_token
-        )
-        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template, **kwargs)
-
-    def _process_images(self, images, **kwargs):
-        """The stock step, each distinct image object processed once: a scored group (a pair, best-of-N candidates,
-        GRPO completions) repeats one image, and resizing it is most of the CPU work of a batch."""
-        flat = make_flat_list_of_images(images)
-        position: dict[int, int] = {}  # id of an image -> its place among the distinct images
-        distinct, index = [], []
-        for image in flat:
-            if id(image) not in position:
-                position[id(image)] = len(distinct)
-                distinct.append(image)
-            index.append(position[id(image)])
-        if len(distinct) == len(flat):
-            return super()._process_images(images, **kwargs)
-        processed, replacements = super()._process_images(distinct, **kwargs)
-        grid = processed["image_grid_thw"]
-        ends = np.cumsum([int(torch.as_tensor(g).prod()) for g in grid])
-        starts = np.concatenate([[0], ends[:-1]])
-        pixels = processed["pixel_values"]
-        parts = [pixels[starts[u] : ends[u]] for u in index]
-        processed["pixel_values"] = torch.cat(parts) if isinstance(pixels, torch.Tensor) else np.concatenate(parts)
-        processed["image_grid_thw"] = grid[index] if isinstance(grid, torch.Tensor) else np.asarray(grid)[index]
-        return processed, [replacements[u] for u in index]
 
 
 def register_processors() -> None:

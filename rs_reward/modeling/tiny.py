@@ -194,7 +194,7 @@ def qwen2_5_vl_config(tokenizer, hidden: int = 64, layers: int = 2, vision_depth
 def qwen_vl_processor(tokenizer, min_pixels: int = 56 * 56, max_pixels: int = 112 * 112):
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
-    from .processing import QwenVLImageProcessor
+    from .qwen_vl_processor import QwenVLImageProcessor
 
     image_processor = Qwen2VLImageProcessorPil(min_pixels=min_pixels, max_pixels=max_pixels)
     return QwenVLImageProcessor(

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..data.images import open_image
 from ..data.io import RowError
-from ..eval.report import write_atomic
+from ..report import write_atomic
 
 
 THUMBNAIL_SIDE = 128  # pixels of the longer side of a thumbnail

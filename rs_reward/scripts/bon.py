@@ -11,7 +11,6 @@ resumes batch by batch after an interruption.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,73 +57,9 @@ def config_types():
     return (BoNArguments, RSModelConfig)
 
 
-def _fingerprint(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def _load_json(path: Path, key: str):
-    """The JSON at `path` if its `key` matches (any key when `key` is empty), else None."""
-    if path.is_file():
-        data = json.loads(path.read_text())
-        if not key or data.get("key") == key:
-            return data
-    return None
-
-
-def generate_all(model, processor, rows, n_max, args, path: Path, key: str, logger) -> list[list[str]]:
-    """N_max candidates per row, appended to `path` batch by batch (resumed when the key matches)."""
-    import torch
-    from tqdm.auto import tqdm
-
-    from rs_reward.eval.harness import generate_answers
-
-    done: dict[str, list[str]] = {}
-    if path.is_file():
-        lines = path.read_text(encoding="utf-8").splitlines()
-        if lines and json.loads(lines[0]).get("key") == key:
-            for line in lines[1:]:
-                try:
-                    item = json.loads(line)
-                except json.JSONDecodeError:  # a line cut by an interruption
-                    break
-                done[item["id"]] = item["candidates"]
-        else:
-            done = {}
-    if len(done) < len(rows):
-        with path.open("w" if not done else "a", encoding="utf-8") as f:
-            if not done:
-                f.write(json.dumps({"key": key}) + "\n")
-            for b, start in enumerate(tqdm(range(0, len(rows), args.batch_size), desc="best-of-N sampling")):
-                batch = rows[start : start + args.batch_size]
-                if all(r["id"] in done for r in batch):
-                    continue
-                torch.manual_seed(args.seed * 1_000_003 + b)
-                answers = generate_answers(
-                    model,
-                    processor,
-                    batch,
-                    batch_size=len(batch),
-                    max_new_tokens=args.max_new_tokens,
-                    do_sample=True,
-                    temperature=args.temperature,
-                    num_return_sequences=n_max,
-                )
-                for row, candidates in zip(batch, answers):
-                    done[row["id"]] = candidates
-                    f.write(json.dumps({"id": row["id"], "candidates": candidates}, ensure_ascii=False) + "\n")
-                f.flush()
-    else:
-        logger.info("candidates up to date in %s", path)
-    return [done[r["id"]] for r in rows]
-
-
-def score_candidates(selector, args, rows, candidates) -> list[list[float]]:
-    """Score every candidate of every row with the selector's model (image + question + answer)."""
-    import numpy as np
-
+def load_selector_scorer(selector: str, args: BoNArguments):
+    """The scorer behind a model-based selector: the score model or CLIP score."""
     from rs_reward.configs import RSModelConfig
-    from rs_reward.eval.harness import vlm_prompt
-    from rs_reward.eval.metrics import answer_text
     from rs_reward.scoring import load_scorer
 
     if selector == "score_model":
@@ -136,40 +71,36 @@ def score_candidates(selector, args, rows, candidates) -> list[list[float]]:
             min_pixels=args.reward_min_pixels,
             max_pixels=args.reward_max_pixels,
         )
-        scorer = load_scorer(
+        return load_scorer(
             "reward_model", model_args, batch_size=args.score_batch_size, prompt_order=args.prompt_order
         )
-    else:
-        if not args.clip_model_name_or_path:
-            raise ValueError("selector clip_score needs --clip_model_name_or_path")
-        scorer = load_scorer(
-            "clip", RSModelConfig(model_name_or_path=args.clip_model_name_or_path), batch_size=args.score_batch_size
-        )
-    images, questions, texts = [], [], []
-    for row, row_candidates in zip(rows, candidates):
-        for candidate in row_candidates:
-            images.append(row["images"][0])
-            questions.append(vlm_prompt(row))
-            texts.append(answer_text(candidate))
-    flat = np.asarray(scorer.score(images, questions, texts), dtype=float).tolist()
-    out, start = [], 0
-    for row_candidates in candidates:
-        out.append(flat[start : start + len(row_candidates)])
-        start += len(row_candidates)
-    return out
+    if not args.clip_model_name_or_path:
+        raise ValueError("selector clip_score needs --clip_model_name_or_path")
+    return load_scorer(
+        "clip", RSModelConfig(model_name_or_path=args.clip_model_name_or_path), batch_size=args.score_batch_size
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from rs_reward.bon import PRIMARY_METRIC, SCORED_SELECTORS, SELECTORS, best_of_n
+    from rs_reward.bon import (
+        PRIMARY_METRIC,
+        SCORED_SELECTORS,
+        SELECTORS,
+        best_of_n,
+        fingerprint,
+        generate_candidates,
+        load_keyed_json,
+        score_candidates,
+    )
     from rs_reward.data.evalsets import check_eval_rows, first_per_task, read_eval_rows
     from rs_reward.data.images import open_image
     from rs_reward.data.io import Rejects
     from rs_reward.eval.harness import dedupe_captions, score_answer
-    from rs_reward.eval.report import line_plot, markdown_table, write_atomic
     from rs_reward.modeling import model_processor
     from rs_reward.modeling.loading import load_generator
+    from rs_reward.report import line_plot, markdown_table, write_atomic
 
     from ._common import parse, setup_logging, summary_table
 
@@ -205,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. Candidates, generated once for the largest N
     # (a finished set of at least N_max candidates per row is reused: N values are sub-samples of it)
-    done = _load_json(output / "candidates.done.json", "")
+    done = load_keyed_json(output / "candidates.done.json", "")
     settings = [
         model_args.model_name_or_path,
         args.eval_data,
@@ -216,31 +147,34 @@ def main(argv: list[str] | None = None) -> int:
         model_args.min_pixels,
         model_args.max_pixels,
     ]
-    if done is not None and done.get("n", 0) >= n_max and done["key"] == _fingerprint(*settings, done["n"]):
+    if done is not None and done.get("n", 0) >= n_max and done["key"] == fingerprint(*settings, done["n"]):
         n_max = done["n"]
-    key = _fingerprint(*settings, n_max)
+    key = fingerprint(*settings, n_max)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if _load_json(output / "candidates.done.json", key) is None:
+    sampling = dict(
+        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed
+    )
+    if load_keyed_json(output / "candidates.done.json", key) is None:
         processor = model_processor(model_args, trust_remote_code=args.trust_remote_code)
         model = load_generator(model_args, trainable=False, trust_remote_code=args.trust_remote_code).to(device)
-        candidates = generate_all(model, processor, rows, n_max, args, output / "candidates.jsonl", key, logger)
+        candidates = generate_candidates(model, processor, rows, n_max, output / "candidates.jsonl", key, **sampling)
         del model
         write_atomic(output / "candidates.done.json", json.dumps({"key": key, "n": n_max}) + "\n")
     else:
         logger.info("candidates up to date in %s", output / "candidates.jsonl")
-        candidates = generate_all(None, None, rows, n_max, args, output / "candidates.jsonl", key, logger)
+        candidates = generate_candidates(None, None, rows, n_max, output / "candidates.jsonl", key, **sampling)
 
     # 2. Scores of the model-based selectors, saved per selector
     scores = {}
     for selector in (s for s in selectors if s in SCORED_SELECTORS):
         model_path = args.reward_model_name_or_path if selector == "score_model" else args.clip_model_name_or_path
         order = args.prompt_order if selector == "score_model" else None
-        score_key = _fingerprint(key, selector, model_path, args.reward_min_pixels, args.reward_max_pixels, order)
+        score_key = fingerprint(key, selector, model_path, args.reward_min_pixels, args.reward_max_pixels, order)
         path = output / f"scores-{selector}.json"
-        cached = _load_json(path, score_key)
+        cached = load_keyed_json(path, score_key)
         if cached is None:
             logger.info("scoring %d candidates with %s", sum(map(len, candidates)), selector)
-            scores[selector] = score_candidates(selector, args, rows, candidates)
+            scores[selector] = score_candidates(load_selector_scorer(selector, args), rows, candidates)
             write_atomic(path, json.dumps({"key": score_key, "scores": scores[selector]}) + "\n")
         else:
             scores[selector] = cached["scores"]

@@ -52,14 +52,13 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
-    from transformers import AutoModel, get_cosine_schedule_with_warmup
+    from transformers import get_cosine_schedule_with_warmup
 
     from rs_reward.data.captions import load_caption_pairs
     from rs_reward.data.images import open_image
     from rs_reward.data.io import Rejects
     from rs_reward.hub import clip_model_card
-    from rs_reward.modeling import load_processor
-    from rs_reward.modeling.tiny import resolve_model_path
+    from rs_reward.modeling.loading import load_clip
     from rs_reward.trainers.clip import clip_embeddings, contrastive_loss
 
     from ._common import parse, push_output, setup_logging, summary_table
@@ -73,9 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     if accelerator.is_main_process:
         rejects.write(Path(args.output_dir) / "rejects.jsonl")
     logger.info("%d caption pairs; %s", len(pairs), rejects.summary())
-    path = resolve_model_path(args.model_name_or_path)
-    model = AutoModel.from_pretrained(path, trust_remote_code=args.trust_remote_code)
-    processor = load_processor(path, trust_remote_code=args.trust_remote_code)
+    model, processor = load_clip(args.model_name_or_path, trust_remote_code=args.trust_remote_code)
     world = accelerator.num_processes
     if args.global_batch_size % world:
         raise ValueError(f"global_batch_size {args.global_batch_size} is not divisible by {world} processes")

@@ -20,6 +20,7 @@ import hashlib
 import json
 import time
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 
 
@@ -111,7 +112,7 @@ ARM_COLUMNS = (
 def arms_table(arm_metrics: dict[str, list[dict]]) -> str:
     """Arms x tasks, mean +- std over seeds, under the chance level of each task (VQA: its types are balanced)."""
     from rs_reward.data.synthrs.texts import CLOSED_QTYPES, LAND_COVERS, QTYPE_CHANCE
-    from rs_reward.eval.report import markdown_table
+    from rs_reward.report import markdown_table
 
     vqa_chance = sum(QTYPE_CHANCE[t] for t in CLOSED_QTYPES) / len(CLOSED_QTYPES)
     rows = [["chance", f"{1 / len(LAND_COVERS):.3f}", f"{vqa_chance:.3f}", "0.250", "~0", "0"]]
@@ -135,7 +136,7 @@ def _mean_std(values: list[float]) -> str:
 def vqa_types_table(models: dict[str, list[dict]]) -> str:
     """Models x VQA question types (strict match, mean +- std over seeds), with the chance level of each type."""
     from rs_reward.data.synthrs.texts import QTYPE_CHANCE
-    from rs_reward.eval.report import markdown_table
+    from rs_reward.report import markdown_table
 
     rows = [["chance"] + [f"{QTYPE_CHANCE[t]:.3f}" for t in VQA_TYPES]]
     for name, runs in models.items():
@@ -222,7 +223,7 @@ def clip_arms_table(arm_metrics: dict[str, list[dict]]) -> str:
     """CLIP arms x metrics, mean +- std over seeds."""
     import numpy as np
 
-    from rs_reward.eval.report import markdown_table
+    from rs_reward.report import markdown_table
 
     rows = []
     for arm, runs in arm_metrics.items():
@@ -284,7 +285,7 @@ GRPO_CURVES = (
 
 def grpo_curves(histories: dict[str, list[dict]], folder: Path) -> list[Path]:
     """One PNG per curve family, one line per GRPO run and metric."""
-    from rs_reward.eval.report import line_plot
+    from rs_reward.report import line_plot
 
     paths = []
     for name, ylabel, keys in GRPO_CURVES:
@@ -302,7 +303,7 @@ def grpo_curves(histories: dict[str, list[dict]], folder: Path) -> list[Path]:
 
 def grpo_table(histories: dict[str, list[dict]]) -> str:
     """First and last logged value of the main GRPO curves, per run."""
-    from rs_reward.eval.report import markdown_table
+    from rs_reward.report import markdown_table
 
     keys = [
         "reward",
@@ -323,7 +324,7 @@ def grpo_table(histories: dict[str, list[dict]]) -> str:
 
 def bon_table(metrics: dict) -> str:
     """Selectors x N: the mean metric over tasks, and per task."""
-    from rs_reward.eval.report import markdown_table
+    from rs_reward.report import markdown_table
 
     ns = [str(n) for n in metrics["n_list"]]
     tasks = sorted(metrics["rows"])
@@ -334,11 +335,41 @@ def bon_table(metrics: dict) -> str:
     return markdown_table(["selector", "task", *[f"N={n}" for n in ns]], rows)
 
 
+@cache
+def source_fingerprint() -> str:
+    """A hash of the package's Python source: a code change redoes every stage."""
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def stage_key(task: str, argv: list[str], output: Path) -> str:
+    """What a stage's result depends on: its task and arguments, the text of its recipe, the package source, and
+    the keys of the stages whose outputs it reads (the nearest folder above a path argument with a `stage.json`),
+    so that a redone upstream stage redoes it."""
+    recipe = argv[argv.index("--config") + 1] if "--config" in argv[:-1] else None
+    upstream = {}
+    for value in argv:
+        path = Path(value)
+        if "/" not in value or path.resolve() == output.resolve():
+            continue
+        for folder in (path, *path.parents):
+            if folder.resolve() == output.resolve():  # a path inside the stage's own output
+                break
+            if (folder / "stage.json").is_file():
+                upstream[value] = json.loads((folder / "stage.json").read_text()).get("key")
+                break
+    parts = [task, argv, Path(recipe).read_text() if recipe else None, source_fingerprint(), upstream]
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def run_stage(name: str, task: str, argv: list[str], output: Path, force: bool, logger) -> float:
-    """Run `rs-reward <task> argv` unless `output/stage.json` records the same arguments; return seconds."""
+    """Run `rs-reward <task> argv` unless `output/stage.json` records the same `stage_key`; return seconds."""
     from rs_reward.cli import main as cli
 
-    key = hashlib.sha256(json.dumps([task, argv]).encode()).hexdigest()[:16]
+    key = stage_key(task, argv, output)
     marker = output / "stage.json"
     if not force and marker.is_file() and json.loads(marker.read_text()).get("key") == key:
         logger.info("stage %s: up to date in %s, skipped", name, output)
@@ -494,9 +525,9 @@ def main(argv: list[str] | None = None) -> int:
     from rs_reward.data.synthrs import GROUNDED_OPERATORS, SynthRSConfig, build, load_scenes
     from rs_reward.data.synthrs.probes import colour_histogram_probe, pairs_from_rsrm, text_only_pair_probe
     from rs_reward.eval.curation_eval import compare_scorers, format_curation
-    from rs_reward.eval.report import image_sheet, markdown_table, write_atomic
     from rs_reward.eval.reward_eval import format_reward_metrics
     from rs_reward.hub import code_version
+    from rs_reward.report import image_sheet, markdown_table, write_atomic
 
     from ._common import parse, setup_logging, summary_table
 

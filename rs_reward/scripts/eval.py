@@ -65,10 +65,10 @@ def config_types():
 def main(argv: list[str] | None = None) -> int:
     from rs_reward.data.io import Rejects
     from rs_reward.data.preference import load_preference_pairs
-    from rs_reward.eval.report import write_atomic
     from rs_reward.eval.reward_eval import evaluate_reward_model, format_reward_metrics, store_score_statistics
     from rs_reward.modeling import model_processor
     from rs_reward.modeling.loading import load_reward_model
+    from rs_reward.report import write_atomic
 
     from ._common import parse, setup_logging
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     if eval_args.kind in ("vlm", "clip"):
         return evaluate_generator_or_clip(eval_args, model_args, logger)
     if eval_args.kind != "reward":
-        raise ValueError(f"kind={eval_args.kind!r} is not implemented yet; use `reward` or `curation`")
+        raise ValueError(f"unknown kind {eval_args.kind!r}; choose reward, curation, vlm or clip")
     name = data_args.eval_dataset_name or data_args.dataset_name
     image_root = data_args.eval_image_root or data_args.image_root
     rejects = Rejects(strict=data_args.strict)
@@ -117,15 +117,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def evaluate_generator_or_clip(eval_args, model_args, logger) -> int:
     import torch
-    from transformers import AutoModel
 
     from rs_reward.data.evalsets import check_eval_rows, first_per_task, read_eval_rows
     from rs_reward.data.io import Rejects
     from rs_reward.eval.harness import clip_retrieval, clip_zero_shot, evaluate_vlm
-    from rs_reward.eval.report import markdown_table, write_atomic
     from rs_reward.modeling import model_processor
-    from rs_reward.modeling.loading import load_generator, torch_dtype
-    from rs_reward.modeling.tiny import resolve_model_path
+    from rs_reward.modeling.loading import load_clip, load_generator
+    from rs_reward.report import markdown_table, write_atomic
 
     if not eval_args.eval_data:
         raise ValueError(f"kind={eval_args.kind} needs --eval_data")
@@ -138,14 +136,12 @@ def evaluate_generator_or_clip(eval_args, model_args, logger) -> int:
     rejects.write(output / "rejects.jsonl")
     logger.info("%d eval rows; %s", len(rows), rejects.summary())
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    processor = model_processor(model_args, trust_remote_code=eval_args.trust_remote_code)
     if eval_args.kind == "clip":
-        model = AutoModel.from_pretrained(
-            resolve_model_path(model_args.model_name_or_path),
-            dtype=torch_dtype(model_args.dtype),
-            trust_remote_code=eval_args.trust_remote_code,
+        model, processor = load_clip(
+            model_args.model_name_or_path, dtype=model_args.dtype, trust_remote_code=eval_args.trust_remote_code
         )
     else:
+        processor = model_processor(model_args, trust_remote_code=eval_args.trust_remote_code)
         model = load_generator(model_args, trainable=False, trust_remote_code=eval_args.trust_remote_code)
     model = model.to(device).eval()
     if eval_args.kind == "clip":
@@ -183,7 +179,7 @@ def evaluate_generator_or_clip(eval_args, model_args, logger) -> int:
 
 def evaluate_curation(eval_args, logger) -> int:
     from rs_reward.eval.curation_eval import compare_scorers, format_curation
-    from rs_reward.eval.report import write_atomic
+    from rs_reward.report import write_atomic
 
     if not eval_args.scores or not eval_args.truth:
         raise ValueError("kind=curation needs --scores name=folder,... and --truth pool/truth.parquet")

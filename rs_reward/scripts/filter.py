@@ -1,6 +1,6 @@
 """Keep the top fraction of a scored pool (globally or per task) and write the curated subsets.
 
-    rs-reward filter --config recipes/tiny/filter/config_rm30.yaml
+    rs-reward filter --config recipes/tiny/filter/config_demo.yaml
     rs-reward filter --config ... --fractions "0.1;0.2;0.3;0.5"                 # several subsets, one scoring pass
     rs-reward filter --config ... --fractions "caption=0.3,instruction=0.6"     # the paper's P30S60
 
@@ -58,42 +58,10 @@ def config_types():
     return (FilterArguments,)
 
 
-def selection_name(spec: str) -> str:
-    return "keep-" + spec.replace("=", "").replace(",", "-").replace(".", "p").replace("*", "all")
-
-
-def write_subset(folder: Path, kept_rows: list[dict], image_root: str, caption_prompt: str) -> None:
-    import csv
-
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "sft.jsonl").open("w", encoding="utf-8") as f:
-        for row in kept_rows:
-            user = row["question"] or caption_prompt
-            f.write(
-                json.dumps(
-                    {
-                        "id": row["id"],
-                        "images": [row["image"]],
-                        "task": row["task"],
-                        "source": row["source"],
-                        "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": row["text"]}],
-                    },
-                    ensure_ascii=False,
-                )
-                + "\n"
-            )
-    with (folder / "clip.csv").open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(["filepath", "title"])
-        writer.writerows([[row["image"], row["text"]] for row in kept_rows if row["task"] == "caption"])
-    (folder / "ids.txt").write_text("".join(row["id"] + "\n" for row in kept_rows))
-    (folder / "image_root.txt").write_text(str(Path(image_root).resolve()) + "\n")
-
-
 def main(argv: list[str] | None = None) -> int:
-    from rs_reward.curation import parse_fractions, select
+    from rs_reward.curation import keep_histogram, parse_fractions, select, selection_name, write_subset
     from rs_reward.data.pool import load_pool
-    from rs_reward.eval.report import markdown_table, write_atomic
+    from rs_reward.report import markdown_table, write_atomic
     from rs_reward.scoring import read_scores
 
     from ._common import parse, setup_logging, summary_table
@@ -122,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         kept = scores[keep]
         folder = Path(args.output_dir) / name
         write_subset(folder, [pool[i] for i in kept["id"]], image_root, args.caption_prompt)
-        _histogram(scores, keep, folder / "score_histogram.png", name)
+        keep_histogram(scores, keep, folder / "score_histogram.png", name)
         counts = []
         for column in ("task", "source"):
             for value, group in scores.groupby(column):
@@ -187,29 +155,6 @@ def main(argv: list[str] | None = None) -> int:
         summary["page"] = str(page)
     logger.info("\n%s", summary_table("curation", summary))
     return 0
-
-
-def _histogram(scores, keep, path: Path, title: str):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    values = scores["score"].to_numpy()
-    cut = float(values[keep].min()) if keep.any() else None
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=120)
-    ax.hist(values, bins=50, color="tab:gray", alpha=0.5, label="all scored")
-    ax.hist(values[keep], bins=50, color="tab:green", alpha=0.7, label="kept")
-    if cut is not None:
-        ax.axvline(cut, color="tab:red", linestyle="--", label=f"lowest kept {cut:.3f}")
-    ax.set_xlabel("score")
-    ax.set_ylabel("rows")
-    ax.set_title(title)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return cut
 
 
 if __name__ == "__main__":

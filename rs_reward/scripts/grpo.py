@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from rs_reward.modeling import model_processor
     from rs_reward.modeling.loading import describe_trainable, load_generator
     from rs_reward.modeling.parts import LANGUAGE_MODEL_LORA_TARGETS
-    from rs_reward.rewards import ScoreModel, parse_routes
+    from rs_reward.rewards import ScoreModel, import_reward, is_registry_reward, parse_routes
     from rs_reward.trainers import RSGRPOTrainer
 
     from ._common import (
@@ -54,7 +54,10 @@ def main(argv: list[str] | None = None) -> int:
     script_args, training_args, model_args = parse(config_types(), argv)
     check_launch(training_args, logger)
     push = take_push_request(training_args)
-    parse_routes(script_args.reward_routes)  # a typo in the routes fails here, before any model loads
+    parse_routes(script_args.reward_routes)  # a typo in the routes or the reward names fails here, before any
+    for name in script_args.reward_funcs:  # model loads
+        if not is_registry_reward(name):
+            import_reward(name)
     rejects = Rejects(strict=script_args.strict)
     reward_types = tuple(t.strip() for t in script_args.reward_types.split(",")) if script_args.reward_types else None
     train = load_rl_prompts(

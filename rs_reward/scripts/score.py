@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from rs_reward.data.io import Rejects
     from rs_reward.data.pool import load_pool
-    from rs_reward.eval.report import write_atomic
+    from rs_reward.report import write_atomic
     from rs_reward.scoring import load_scorer, merge_pool_scores, pool_fingerprint, score_pool
 
     from ._common import parse, setup_logging, summary_table

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from trl import GRPOTrainer
 
-from ..rewards import RewardFunction, ScoreModel, build_reward_funcs
+from ..rewards import RewardFunction, RewardMonitor, ScoreModel, build_reward_funcs, import_reward, is_registry_reward
 from .resume import CheckpointResumeMixin
 
 
@@ -60,7 +60,8 @@ class RSGRPOTrainer(CheckpointResumeMixin, GRPOTrainer):
     """`trl.GRPOTrainer` whose rewards can see the image (see the module docstring).
 
     Args:
-        reward_funcs: registry names (`"format"`, `"accuracy"`, ...), `RewardFunction`s, or anything TRL accepts.
+        reward_funcs: registry names (`"format"`, `"accuracy"`, ...), dotted paths of custom reward functions,
+            `RewardFunction`s, or anything TRL accepts.
         score_model: the `ScoreModel` shared by the score-model rewards (moved to this process's device).
         reward_routes, format_gate, score_beta: as in `rewards.build_reward_funcs`.
         Everything else as `trl.GRPOTrainer` (pass the processor as `processing_class`).
@@ -83,15 +84,27 @@ class RSGRPOTrainer(CheckpointResumeMixin, GRPOTrainer):
         **kwargs,
     ):
         reward_funcs = reward_funcs if isinstance(reward_funcs, list | tuple) else [reward_funcs]
-        names = [f for f in reward_funcs if isinstance(f, str)]
+        self.reward_monitor = RewardMonitor()
+        names = [f for f in reward_funcs if isinstance(f, str) and is_registry_reward(f)]
         built = iter(
             build_reward_funcs(
-                names, score_model=score_model, routes=reward_routes, format_gate=format_gate, score_beta=score_beta
+                names,
+                score_model=score_model,
+                routes=reward_routes,
+                format_gate=format_gate,
+                score_beta=score_beta,
+                monitor=self.reward_monitor,
             )
             if names
             else []
         )
-        reward_funcs = [next(built) if isinstance(f, str) else f for f in reward_funcs]
+        reward_funcs = [
+            (next(built) if is_registry_reward(f) else import_reward(f)) if isinstance(f, str) else f
+            for f in reward_funcs
+        ]
+        for f in reward_funcs:
+            if isinstance(f, RewardFunction) and f.monitor is None:
+                f.monitor = self.reward_monitor
         # TRL left-pads prompts only for a processor it loads itself; one passed in keeps its side, and a right-padded
         # VLM processor then misaligns the image positions of the log-prob forward pass with the prompt ids.
         tokenizer = getattr(kwargs.get("processing_class"), "tokenizer", kwargs.get("processing_class"))
@@ -104,14 +117,15 @@ class RSGRPOTrainer(CheckpointResumeMixin, GRPOTrainer):
         self._first_length: float | None = None
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
+        self.reward_monitor.clear()
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         self._monitor(completion_ids_list)
         if self.log_completions:
             self._log_completion_extra("id", [str(row.get("id", "")) for row in inputs])
-            ours = [f for f in self.reward_funcs if isinstance(f, RewardFunction) and f.last]
-            for column in ("rule", "score") if ours else ():
-                values = np.fmax.reduce([f.last[column] for f in ours])
-                self._log_completion_extra(column, [None if np.isnan(v) else float(v) for v in values])
+            if self.reward_monitor:
+                for column in ("rule", "score"):
+                    values = getattr(self.reward_monitor, column)
+                    self._log_completion_extra(column, [None if np.isnan(v) else float(v) for v in values])
         return rewards_per_func
 
     def _monitor(self, completion_ids_list) -> None:
@@ -121,10 +135,8 @@ class RSGRPOTrainer(CheckpointResumeMixin, GRPOTrainer):
             self._first_length = mean_length
         if self._first_length:
             self._log_metric("hacking/length_drift", mean_length / self._first_length)
-        ours = [f for f in self.reward_funcs if isinstance(f, RewardFunction) and f.last]
-        if not ours:
+        monitor = self.reward_monitor
+        if not monitor:
             return
-        rule = np.fmax.reduce([f.last["rule"] for f in ours])
-        scores = np.fmax.reduce([f.last["score"] for f in ours])
-        for name, value in hacking_metrics(ours[0].last["ids"], rule, scores).items():
+        for name, value in hacking_metrics(monitor.ids, monitor.rule, monitor.score).items():
             self._log_metric(name, value)

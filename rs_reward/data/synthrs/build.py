@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..chat import MC_SUFFIX
+from ..rl import REWARD_TYPES
 from . import texts as T
 from .world import IMAGE_FORMATS, LAND_COVERS, POSITIONS, Scene, encode_image, render, sample_truth
 
@@ -330,12 +331,9 @@ def make_eval_item(config: SynthRSConfig, part: str, index: int) -> dict:
     }
 
 
-RL_TYPES = ("em", "mc", "iou", "open")
-
-
 def make_rl_item(config: SynthRSConfig, part: str, index: int) -> dict:
     scene, image, rng = _scene(config, part, index)
-    reward_type = RL_TYPES[index % len(RL_TYPES)]
+    reward_type = REWARD_TYPES[index % len(REWARD_TYPES)]
     targets = T.grounding_targets(scene)
     if reward_type == "iou" and not targets:
         reward_type = "em"

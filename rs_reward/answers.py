@@ -1,4 +1,5 @@
-"""Answer metrics for remote-sensing evaluation, strict by design.
+"""Answer parsing and answer metrics, strict by design: the bottom of the package (it imports nothing of
+rs_reward), shared by the data checks, the evaluation harness, the rewards and best-of-N.
 
 - `exact_match`: strict match after normalisation (case, punctuation, articles, whitespace; the content of an
   `<answer>...</answer>` block when there is one). An empty or unparseable answer is wrong. No substring test:

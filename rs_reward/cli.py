@@ -1,8 +1,8 @@
 """`rs-reward <task> --config recipe.yaml [--field value ...]`: one entry point, one module per task.
 
-Each task is `rs_reward/scripts/<task>.py` with a `main(argv=None)`; the same module runs under
-`accelerate launch -m rs_reward.scripts.<task> --config ...`. `rs-reward --help` lists the tasks installed.
-`main` raises on errors (for code that calls it); `console`, the `rs-reward` command, prints them as one line
+Each task is `rs_reward/scripts/<task>.py` with TRL's shape, `make_parser()` and `main(*dataclasses)`; the same
+module runs under `accelerate launch -m rs_reward.scripts.<task> --config ...`. `rs-reward --help` lists the tasks
+installed. `main` raises on errors (for code that calls it); `console`, the `rs-reward` command, prints them as one line
 (`--debug` or `RS_REWARD_DEBUG=1` for the traceback).
 """
 
@@ -50,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     if task not in tasks:
         print(f"rs-reward: unknown task {task!r}.\n\n{usage()}", file=sys.stderr)
         return 2
-    result = importlib.import_module(f"{scripts.__name__}.{task}").main(rest)
-    return int(result or 0)
+    from .scripts._common import call_main
+
+    module = importlib.import_module(f"{scripts.__name__}.{task}")
+    return call_main(module.make_parser, module.main, rest)
 
 
 def console(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ that read them; task-only arguments stay beside their task. Every field has a `h
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from trl import ModelConfig, RewardConfig
 
@@ -210,3 +211,116 @@ class GRPOScriptArguments:
             min_pixels=self.reward_min_pixels,
             max_pixels=self.reward_max_pixels,
         )
+
+
+@dataclass
+class DemoConfig:
+    """What `rs-reward demo` runs (`rs_reward.pipeline.demo`): the recipe of every stage and the knobs that scale
+    the run. `recipes/tiny/demo/config.yaml` is `make demo`; `config_quick.yaml` the CI-sized sibling.
+
+    > Recipes, one per stage
+
+        synth_recipe, reward_recipe, clip_recipe, score_recipes (one per scorer, named by the file), filter_recipe,
+        curated_sft_recipe, vlm_eval_recipe, curated_clip_recipe, clip_eval_recipe, grpo_recipes (one run each),
+        bon_recipe
+
+    > Scale
+
+        max_steps (training stages cut short), eval_max_rows, clip_arm_batch_size, reward_epochs,
+        grpo_steps, curation_seeds, bon_n_list, workers
+    """
+
+    output_dir: str = field(default="runs/demo", metadata={"help": "Folder for every artifact and report.md."})
+    foundation: str = field(
+        default="tiny:qwen2-vl-synthrs",
+        metadata={"help": "The VLM every stage starts from (`make foundation` retrains the committed one)."},
+    )
+    synth_recipe: str = field(default="recipes/tiny/synth/config_demo.yaml", metadata={"help": "SynthRS recipe."})
+    reward_recipe: str = field(
+        default="recipes/tiny/reward/config_demo.yaml", metadata={"help": "Reward model recipe."}
+    )
+    clip_recipe: str = field(
+        default="recipes/tiny/clip/config_synthrs.yaml", metadata={"help": "CLIP baseline recipe."}
+    )
+    score_recipes: list[str] = field(
+        default_factory=lambda: [
+            "recipes/tiny/score/config_reward_model.yaml",
+            "recipes/tiny/score/config_clip.yaml",
+            "recipes/tiny/score/config_random.yaml",
+        ],
+        metadata={"help": "Scoring recipes, one per scorer (the scorer is the file's name after `config_`)."},
+    )
+    filter_recipe: str = field(default="recipes/tiny/filter/config_demo.yaml", metadata={"help": "Selection recipe."})
+    keep_fractions: list[float] = field(
+        default_factory=lambda: [0.1, 0.2, 0.3, 0.5], metadata={"help": "Keep fractions of the curation report."}
+    )
+    curated_sft_recipe: str = field(
+        default="recipes/tiny/sft/config_curated.yaml", metadata={"help": "SFT on curated data."}
+    )
+    vlm_eval_recipe: str = field(
+        default="recipes/tiny/eval/config_vlm.yaml", metadata={"help": "VLM evaluation recipe."}
+    )
+    curated_clip_recipe: str = field(
+        default="recipes/tiny/clip/config_curated.yaml",
+        metadata={"help": "CLIP fine-tuning on each curation arm's captions (empty: skip the CLIP arms)."},
+    )
+    clip_eval_recipe: str = field(
+        default="recipes/tiny/eval/config_clip.yaml", metadata={"help": "CLIP evaluation recipe."}
+    )
+    arm_selection: str = field(
+        default="caption=0.3,instruction=0.6",
+        metadata={"help": "Per-task keep fractions of the curated arms (the paper's P30S60)."},
+    )
+    curation_seeds: int = field(default=3, metadata={"help": "SFT seeds per curation arm (mean and std over seeds)."})
+    grpo_recipes: list[str] = field(
+        default_factory=lambda: ["recipes/tiny/grpo/config_demo.yaml", "recipes/tiny/grpo/config_no_score_model.yaml"],
+        metadata={"help": "GRPO recipes run from the best SFT arm (the run is the file's name after `config_`)."},
+    )
+    grpo_steps: int = field(default=150, metadata={"help": "GRPO steps per recipe."})
+    bon_recipe: str = field(default="recipes/tiny/bon/config_demo.yaml", metadata={"help": "Best-of-N recipe."})
+    bon_n_list: list[int] = field(
+        default_factory=lambda: [1, 2, 4, 8, 16], metadata={"help": "The N values of best-of-N."}
+    )
+    reward_epochs: float = field(default=3.0, metadata={"help": "Epochs of reward training (unless max_steps)."})
+    max_steps: int | None = field(
+        default=None,
+        metadata={
+            "help": "Training steps of the reward, CLIP and SFT stages instead of their recipes' lengths (the quick "
+            "recipe's 30); also marks the run as a quick one in the report."
+        },
+    )
+    eval_max_rows: int | None = field(
+        default=None, metadata={"help": "Eval rows per task of every VLM evaluation and of best-of-N (default: all)."}
+    )
+    clip_arm_batch_size: int | None = field(
+        default=None, metadata={"help": "Global batch of the CLIP arms (default: the recipe's)."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of every stage."})
+    workers: int = field(
+        default=2,
+        metadata={
+            "help": "Independent stages (the curation arms, the GRPO runs and best-of-N) run this many at a time, "
+            "each in its own process with cores/workers threads (1: one after the other, in this process). Results "
+            "depend on the thread count, not on the order."
+        },
+    )
+    force: bool = field(default=False, metadata={"help": "Redo stages whose outputs already exist."})
+
+    @property
+    def quick(self) -> bool:
+        """A CI-sized run: training stages cut to `max_steps`."""
+        return self.max_steps is not None
+
+    def __post_init__(self):
+        scorers = {Path(r).stem.removeprefix("config_") for r in self.score_recipes}
+        if not {"reward_model", "clip", "random"} <= scorers:
+            raise ValueError(
+                f"score_recipes must name the scorers reward_model, clip and random (config_<scorer>.yaml), got "
+                f"{sorted(scorers)}"
+            )
+        if self.curation_seeds < 1:
+            raise ValueError(f"curation_seeds must be >= 1, got {self.curation_seeds}")
+        if not self.bon_n_list or min(self.bon_n_list) < 1:
+            raise ValueError(f"bon_n_list must hold N values >= 1, got {self.bon_n_list}")
+        if not all(0 < f <= 1 for f in self.keep_fractions):
+            raise ValueError(f"keep_fractions must lie in (0, 1], got {self.keep_fractions}")

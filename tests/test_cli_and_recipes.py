@@ -47,7 +47,7 @@ def test_every_recipe_parses_with_its_task(recipe):
 
     task = recipe.parent.name
     module = importlib.import_module(f"rs_reward.scripts.{task}")
-    types = module.config_types()
+    types = module.make_parser().dataclass_types
     args = ["--config", str(recipe)]
     if any("bf16" in t.__dataclass_fields__ for t in types):
         args += ["--use_cpu", "true", "--bf16", "false"]  # GPU recipes ask for bf16, which TRL validates on this CPU

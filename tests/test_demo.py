@@ -1,4 +1,4 @@
-"""`make demo --quick` end to end, as CI runs it; a rerun skips finished stages."""
+"""The quick demo recipe end to end, as CI runs it; a rerun skips finished stages; the stage runner."""
 
 import json
 import re
@@ -24,17 +24,18 @@ def test_quick_demo_runs_every_stage_and_writes_a_report(tmp_path):
     args = [
         "demo",
         "--config",
-        str(ROOT / "recipes/tiny/demo/config.yaml"),
-        "--quick",
+        str(ROOT / "recipes/tiny/demo/config_quick.yaml"),
         "--output_dir",
         str(tmp_path / "demo"),
-        "--quick_steps",
+        "--max_steps",
         "6",
-        "--quick_eval_rows",
+        "--grpo_steps",
+        "6",
+        "--eval_max_rows",
         "4",
     ]
     assert main(args) == 0
-    out = tmp_path / "demo-quick"
+    out = tmp_path / "demo"
     report = (out / "report.md").read_text()
     for section in SECTIONS:
         assert section in report
@@ -83,7 +84,51 @@ def test_quick_demo_runs_every_stage_and_writes_a_report(tmp_path):
 
 
 def test_run_parallel_keeps_the_order_of_the_calls_and_matches_one_process():
-    from rs_reward.scripts.demo import run_parallel
+    from rs_reward.pipeline.runner import run_parallel
 
     calls = [(pow, 2, 10), (divmod, 17, 5), (pow, 3, 3)]
     assert run_parallel(calls, workers=2) == run_parallel(calls, workers=1) == [1024, (3, 2), 27]
+
+
+def test_a_stage_is_skipped_only_while_its_recipe_overrides_code_and_upstream_stages_are_unchanged(tmp_path):
+    """`run_stage` parses the recipe and overrides with the task's own parser, calls its `main` with the
+    dataclasses, and redoes the stage when the recipe's text, an override or a stage it reads from changes."""
+    import types
+    from dataclasses import dataclass
+
+    from trl import TrlParser
+
+    from rs_reward.pipeline.runner import run_stage
+
+    @dataclass
+    class Args:
+        output_dir: str = "out"
+        text: str = "a"
+        count: int = 1
+
+    calls = []
+
+    def fake_main(args):
+        calls.append((args.output_dir, args.text, args.count))
+        return 0
+
+    task = types.SimpleNamespace(
+        __name__="rs_reward.scripts.fake", make_parser=lambda: TrlParser((Args,)), main=fake_main
+    )
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("text: b\n")
+    up, down = tmp_path / "up", tmp_path / "down"
+    run_stage("up", task, up, recipe=str(recipe), output_dir=str(up))
+    run_stage("down", task, down, recipe=str(recipe), output_dir=str(up / "model"), count=2)
+    assert calls == [(str(up), "b", 1), (str(up / "model"), "b", 2)], "recipe values, then overrides, typed"
+    run_stage("down", task, down, recipe=str(recipe), output_dir=str(up / "model"), count=2)
+    assert len(calls) == 2, "unchanged: skipped"
+    run_stage("down", task, down, recipe=str(recipe), output_dir=str(up / "model"), count=3)
+    assert len(calls) == 3, "an override changed"
+    recipe.write_text("text: c\n")
+    run_stage("up", task, up, recipe=str(recipe), output_dir=str(up))
+    run_stage("down", task, down, recipe=str(recipe), output_dir=str(up / "model"), count=3)
+    assert calls[-2:] == [(str(up), "c", 1), (str(up / "model"), "c", 3)], "the recipe changed"
+    run_stage("up", task, up, force=True, recipe=str(recipe), output_dir=str(up), count=5)
+    run_stage("down", task, down, recipe=str(recipe), output_dir=str(up / "model"), count=3)
+    assert len(calls) == 7, "the stage it reads from was redone with other settings"

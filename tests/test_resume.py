@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Run a task with a callback that sends SIGKILL to its own process once the checkpoint of step KILL_AT is saved
 # (after a barrier under DDP, so every rank's part of it is on disk): no cleanup, no atexit, as with kill -9.
 KILLER = """
-import importlib, os, signal, sys
+import os, signal, sys
 import torch.distributed as dist
 from transformers import Trainer, TrainerCallback
 
@@ -45,8 +45,8 @@ def init(self, *args, **kwargs):
 
 
 Trainer.__init__ = init
-task = importlib.import_module("rs_reward.scripts." + sys.argv[1])
-raise SystemExit(task.main(sys.argv[2:]))
+from rs_reward.cli import main
+raise SystemExit(main(sys.argv[1:]))
 """
 
 

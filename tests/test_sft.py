@@ -48,23 +48,28 @@ def test_sft_rows_decode_images_lazily_and_reject_bad_rows(sft_file):
 
 
 def test_sft_two_steps_train_on_images(sft_file, tmp_path):
+    """The task's `main` called with dataclasses, as the pipeline and TRL's scripts do (no argv)."""
+    from trl import SFTConfig
+
+    from rs_reward.configs import RSModelConfig
+    from rs_reward.scripts import sft
+
     out = tmp_path / "out"
-    args = [
-        "sft",
-        "--config",
-        str(ROOT / "recipes/tiny/sft/config_pretrain.yaml"),
-        "--model_name_or_path",
-        "tiny:qwen2-vl-tiny",
-        "--dataset_name",
-        str(sft_file),
-        "--output_dir",
-        str(out),
-        "--max_steps",
-        "2",
-        "--per_device_train_batch_size",
-        "3",
-    ]
-    assert main(args) == 0
+    script_args = sft.SFTScriptArguments(dataset_name=str(sft_file))
+    training_args = SFTConfig(
+        output_dir=str(out),
+        max_steps=2,
+        per_device_train_batch_size=3,
+        learning_rate=1e-3,
+        assistant_only_loss=True,
+        max_length=None,
+        use_cpu=True,
+        bf16=False,
+        save_strategy="no",
+        report_to="none",
+    )
+    model_args = RSModelConfig(model_name_or_path="tiny:qwen2-vl-tiny", dtype="float32")
+    assert sft.main(script_args, training_args, model_args) == 0
     from transformers import Qwen2VLForConditionalGeneration
 
     from rs_reward.modeling import tiny_model_path

@@ -1,4 +1,9 @@
-"""What every entry point shares: parsing a recipe, logging, resuming, and the end-of-run summary."""
+"""What every entry point shares: parsing a recipe, logging, resuming, and the end-of-run summary.
+
+Each task module has TRL's shape: `make_parser()` (a TrlParser over its dataclasses) and `main(*dataclasses)`;
+parsing happens only on the command-line path (`call_main`, used by `rs-reward <task>` and `python -m`), so code
+and tests call `main` with dataclasses.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +12,17 @@ import os
 import sys
 
 
-def parse(dataclass_types, argv: list[str] | None):
-    """Parse `--config recipe.yaml` plus flag overrides into the dataclasses (TrlParser semantics: YAML gives
-    defaults, flags override, unknown keys are errors)."""
+def parse_args(parser, argv: list[str] | None = None) -> tuple:
+    """Parse `--config recipe.yaml` plus flag overrides with a task's `make_parser()` (TrlParser semantics: YAML
+    gives defaults, flags override, unknown keys are errors), naming the recipe or the flags that are wrong."""
     import re
 
-    from trl import TrlParser
-
     argv = list(sys.argv[1:] if argv is None else argv)
+    config = None
     if "--config" in argv[:-1]:
         config = argv[argv.index("--config") + 1]
         if not os.path.isfile(config):
             raise FileNotFoundError(f"config file {config!r} not found (paths are relative to the current folder)")
-    parser = TrlParser(dataclass_types)
     try:
         return parser.parse_args_and_config(args=argv)
     except ValueError as error:
@@ -31,6 +34,23 @@ def parse(dataclass_types, argv: list[str] | None):
         else:
             raise
         raise ValueError(f"{where} {', '.join(unknown)}; `--help` lists the task's fields") from None
+
+
+def parse(dataclass_types, argv: list[str] | None = None) -> tuple:
+    """`parse_args` with a TrlParser over `dataclass_types`."""
+    from trl import TrlParser
+
+    return parse_args(TrlParser(dataclass_types), argv)
+
+
+def call_main(make_parser, main, argv: list[str] | None = None) -> int:
+    """A task from its command line: parse `argv` with the task's `make_parser()`, call `main(*dataclasses)`."""
+    return int(main(*parse_args(make_parser(), argv)) or 0)
+
+
+def run_task(task: str, make_parser, main, argv: list[str] | None = None) -> int:
+    """`python -m rs_reward.scripts.<task>` (and `accelerate launch -m ...`): `call_main` as a command."""
+    return run_guarded(task, lambda args: call_main(make_parser, main, args), argv)
 
 
 def setup_logging(name: str) -> logging.Logger:

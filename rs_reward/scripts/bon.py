@@ -51,10 +51,13 @@ class BoNArguments:
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the Hub."})
 
 
-def config_types():
+def make_parser():
+    """The task's parser: TRL's, over its dataclasses (`--config recipe.yaml`, then flags)."""
+    from trl import TrlParser
+
     from rs_reward.configs import RSModelConfig
 
-    return (BoNArguments, RSModelConfig)
+    return TrlParser((BoNArguments, RSModelConfig))
 
 
 def load_selector_scorer(selector: str, args: BoNArguments):
@@ -81,7 +84,7 @@ def load_selector_scorer(selector: str, args: BoNArguments):
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(args, model_args) -> int:
     import torch
 
     from rs_reward.bon import (
@@ -102,10 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     from rs_reward.modeling.loading import load_generator
     from rs_reward.report import line_plot, markdown_table, write_atomic
 
-    from ._common import parse, setup_logging, summary_table
+    from ._common import setup_logging, summary_table
 
     logger = setup_logging("rs_reward.bon")
-    args, model_args = parse(config_types(), argv)
     n_list = sorted({int(n) for n in args.n_list.split(",")})
     selectors = [s.strip() for s in args.selectors.split(",") if s.strip()]
     unknown = [s for s in selectors if s not in SELECTORS]
@@ -274,6 +276,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ._common import run_guarded
+    from ._common import run_task
 
-    raise SystemExit(run_guarded("bon", main))
+    raise SystemExit(run_task("bon", make_parser, main))

@@ -55,17 +55,19 @@ class BrowseArguments:
             self.truth = None
 
 
-def config_types():
-    return (BrowseArguments,)
+def make_parser():
+    """The task's parser: TRL's, over its dataclasses (`--config recipe.yaml`, then flags)."""
+    from trl import TrlParser
+
+    return TrlParser((BrowseArguments,))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(args) -> int:
     from rs_reward.pages import write_pool_page
 
-    from ._common import parse, setup_logging, summary_table
+    from ._common import setup_logging, summary_table
 
     logger = setup_logging("rs_reward.browse")
-    (args,) = parse(config_types(), argv)
     page = write_pool_page(
         args.scores,
         args.output_dir,
@@ -88,6 +90,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ._common import run_guarded
+    from ._common import run_task
 
-    raise SystemExit(run_guarded("browse", main))
+    raise SystemExit(run_task("browse", make_parser, main))

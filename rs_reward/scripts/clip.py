@@ -44,11 +44,14 @@ class ClipArguments:
     hub_private_repo: bool | None = field(default=None, metadata={"help": "Create the Hub repo private."})
 
 
-def config_types():
-    return (ClipArguments,)
+def make_parser():
+    """The task's parser: TRL's, over its dataclasses (`--config recipe.yaml`, then flags)."""
+    from trl import TrlParser
+
+    return TrlParser((ClipArguments,))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(args) -> int:
     import torch
     from accelerate import Accelerator
     from accelerate.utils import set_seed
@@ -61,10 +64,9 @@ def main(argv: list[str] | None = None) -> int:
     from rs_reward.modeling.loading import load_clip
     from rs_reward.trainers.clip import clip_embeddings, contrastive_loss
 
-    from ._common import parse, push_output, setup_logging, summary_table
+    from ._common import push_output, setup_logging, summary_table
 
     logger = setup_logging("rs_reward.clip")
-    (args,) = parse(config_types(), argv)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
     set_seed(args.seed)
     rejects = Rejects()
@@ -158,6 +160,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ._common import run_guarded
+    from ._common import run_task
 
-    raise SystemExit(run_guarded("clip", main))
+    raise SystemExit(run_task("clip", make_parser, main))

@@ -56,13 +56,16 @@ class EvalArguments:
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the Hub."})
 
 
-def config_types():
+def make_parser():
+    """The task's parser: TRL's, over its dataclasses (`--config recipe.yaml`, then flags)."""
+    from trl import TrlParser
+
     from rs_reward.configs import PreferenceDataArguments, RSModelConfig
 
-    return (EvalArguments, PreferenceDataArguments, RSModelConfig)
+    return TrlParser((EvalArguments, PreferenceDataArguments, RSModelConfig))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(eval_args, data_args, model_args) -> int:
     from rs_reward.data.io import Rejects
     from rs_reward.data.preference import load_preference_pairs
     from rs_reward.eval.reward_eval import evaluate_reward_model, format_reward_metrics, store_score_statistics
@@ -70,10 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     from rs_reward.modeling.loading import load_reward_model
     from rs_reward.report import write_atomic
 
-    from ._common import parse, setup_logging
+    from ._common import setup_logging
 
     logger = setup_logging("rs_reward.eval")
-    eval_args, data_args, model_args = parse(config_types(), argv)
     if eval_args.kind == "curation":
         return evaluate_curation(eval_args, logger)
     if eval_args.kind in ("vlm", "clip"):
@@ -200,6 +202,6 @@ def evaluate_curation(eval_args, logger) -> int:
 
 
 if __name__ == "__main__":
-    from ._common import run_guarded
+    from ._common import run_task
 
-    raise SystemExit(run_guarded("eval", main))
+    raise SystemExit(run_task("eval", make_parser, main))

@@ -54,20 +54,22 @@ class FilterArguments:
     hub_private_repo: bool | None = field(default=None, metadata={"help": "Create the Hub repos private."})
 
 
-def config_types():
-    return (FilterArguments,)
+def make_parser():
+    """The task's parser: TRL's, over its dataclasses (`--config recipe.yaml`, then flags)."""
+    from trl import TrlParser
+
+    return TrlParser((FilterArguments,))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(args) -> int:
     from rs_reward.curation import keep_histogram, parse_fractions, select, selection_name, write_subset
     from rs_reward.data.pool import load_pool
     from rs_reward.report import markdown_table, write_atomic
     from rs_reward.scoring import read_scores
 
-    from ._common import parse, setup_logging, summary_table
+    from ._common import setup_logging, summary_table
 
     logger = setup_logging("rs_reward.filter")
-    (args,) = parse(config_types(), argv)
     if not args.scores or not args.pool:
         raise ValueError("filter: give --scores (a folder written by `rs-reward score`) and --pool (the pool scored)")
     specs = [None] if args.threshold is not None else [s.strip() for s in args.fractions.split(";") if s.strip()]
@@ -158,6 +160,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ._common import run_guarded
+    from ._common import run_task
 
-    raise SystemExit(run_guarded("filter", main))
+    raise SystemExit(run_task("filter", make_parser, main))

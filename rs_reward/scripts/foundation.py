@@ -24,13 +24,16 @@ class FoundationScriptArguments:
     )
 
 
-def config_types():
+def make_parser():
+    """The task's parser: TRL's, over its dataclasses (`--config recipe.yaml`, then flags)."""
+    from trl import TrlParser
+
     from rs_reward.foundation import FoundationConfig
 
-    return (FoundationConfig, FoundationScriptArguments)
+    return TrlParser((FoundationConfig, FoundationScriptArguments))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(config, script_args) -> int:
     import shutil
     from pathlib import Path
 
@@ -38,10 +41,9 @@ def main(argv: list[str] | None = None) -> int:
     from rs_reward.hub import code_version, foundation_model_card
     from rs_reward.modeling.tiny import FOUNDATION_DIR
 
-    from ._common import parse, setup_logging, summary_table
+    from ._common import setup_logging, summary_table
 
     logger = setup_logging("rs_reward.foundation")
-    config, script_args = parse(config_types(), argv)
     result = train_foundation(config)
     if "perception" not in result:
         logger.info("stopped at step %d; rerun the same command to resume", result["stopped_at"])
@@ -63,6 +65,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ._common import run_guarded
+    from ._common import run_task
 
-    raise SystemExit(run_guarded("foundation", main))
+    raise SystemExit(run_task("foundation", make_parser, main))

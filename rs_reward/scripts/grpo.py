@@ -16,15 +16,16 @@ import json
 from pathlib import Path
 
 
-def config_types():
-    from trl import GRPOConfig
+def make_parser():
+    """The task's parser: TRL's, over its dataclasses (`--config recipe.yaml`, then flags)."""
+    from trl import GRPOConfig, TrlParser
 
     from rs_reward.configs import GRPOScriptArguments, RSModelConfig
 
-    return (GRPOScriptArguments, GRPOConfig, RSModelConfig)
+    return TrlParser((GRPOScriptArguments, GRPOConfig, RSModelConfig))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(script_args, training_args, model_args) -> int:
     import torch
     from transformers import set_seed
     from trl import get_peft_config
@@ -43,7 +44,6 @@ def main(argv: list[str] | None = None) -> int:
         check_launch,
         checkpoint_to_resume,
         finish_trackers,
-        parse,
         push_output,
         setup_logging,
         summary_table,
@@ -51,7 +51,6 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     logger = setup_logging("rs_reward.grpo")
-    script_args, training_args, model_args = parse(config_types(), argv)
     check_launch(training_args, logger)
     push = take_push_request(training_args)
     parse_routes(script_args.reward_routes)  # a typo in the routes or the reward names fails here, before any
@@ -177,6 +176,6 @@ def _image_of(train):
 
 
 if __name__ == "__main__":
-    from ._common import run_guarded
+    from ._common import run_task
 
-    raise SystemExit(run_guarded("grpo", main))
+    raise SystemExit(run_task("grpo", make_parser, main))

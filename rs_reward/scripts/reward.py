@@ -19,10 +19,13 @@ import json
 from pathlib import Path
 
 
-def config_types():
+def make_parser():
+    """The task's parser: TRL's, over its dataclasses (`--config recipe.yaml`, then flags)."""
+    from trl import TrlParser
+
     from rs_reward.configs import RewardScriptArguments, RSModelConfig, RSRewardConfig
 
-    return (RewardScriptArguments, RSRewardConfig, RSModelConfig)
+    return TrlParser((RewardScriptArguments, RSRewardConfig, RSModelConfig))
 
 
 def load_pairs(script_args, training_args, logger):
@@ -54,7 +57,7 @@ def load_pairs(script_args, training_args, logger):
     return train, held_out, rejects
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(script_args, training_args, model_args) -> int:
     from transformers import set_seed
 
     from rs_reward.eval.reward_eval import evaluate_reward_model, format_reward_metrics, store_score_statistics
@@ -68,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
         check_launch,
         checkpoint_to_resume,
         finish_trackers,
-        parse,
         push_output,
         setup_logging,
         summary_table,
@@ -76,7 +78,6 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     logger = setup_logging("rs_reward.reward")
-    script_args, training_args, model_args = parse(config_types(), argv)
     check_launch(training_args, logger)
     push = take_push_request(training_args)
     if not script_args.dataset_name:
@@ -151,6 +152,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ._common import run_guarded
+    from ._common import run_task
 
-    raise SystemExit(run_guarded("reward", main))
+    raise SystemExit(run_task("reward", make_parser, main))

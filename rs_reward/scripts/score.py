@@ -65,13 +65,16 @@ class ScoreArguments:
     trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the Hub."})
 
 
-def config_types():
+def make_parser():
+    """The task's parser: TRL's, over its dataclasses (`--config recipe.yaml`, then flags)."""
+    from trl import TrlParser
+
     from rs_reward.configs import RSModelConfig
 
-    return (ScoreArguments, RSModelConfig)
+    return TrlParser((ScoreArguments, RSModelConfig))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(args, model_args) -> int:
     from accelerate import PartialState
 
     from rs_reward.data.io import Rejects
@@ -79,10 +82,9 @@ def main(argv: list[str] | None = None) -> int:
     from rs_reward.report import write_atomic
     from rs_reward.scoring import load_scorer, merge_pool_scores, pool_fingerprint, score_pool
 
-    from ._common import parse, setup_logging, summary_table
+    from ._common import setup_logging, summary_table
 
     logger = setup_logging("rs_reward.score")
-    args, model_args = parse(config_types(), argv)
     if not args.pool:
         raise ValueError("pool is required")
     import torch
@@ -206,6 +208,6 @@ def _check_folder(output: Path, fingerprint: str) -> None:
 
 
 if __name__ == "__main__":
-    from ._common import run_guarded
+    from ._common import run_task
 
-    raise SystemExit(run_guarded("score", main))
+    raise SystemExit(run_task("score", make_parser, main))

@@ -33,15 +33,16 @@ class SFTScriptArguments:
     strict: bool = field(default=False, metadata={"help": "Raise on the first unusable row instead of rejecting it."})
 
 
-def config_types():
-    from trl import SFTConfig
+def make_parser():
+    """The task's parser: TRL's, over its dataclasses (`--config recipe.yaml`, then flags)."""
+    from trl import SFTConfig, TrlParser
 
     from rs_reward.configs import RSModelConfig
 
-    return (SFTScriptArguments, SFTConfig, RSModelConfig)
+    return TrlParser((SFTScriptArguments, SFTConfig, RSModelConfig))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(script_args, training_args, model_args) -> int:
     from transformers import set_seed
     from trl import get_peft_config
 
@@ -58,7 +59,6 @@ def main(argv: list[str] | None = None) -> int:
         check_launch,
         checkpoint_to_resume,
         finish_trackers,
-        parse,
         push_output,
         setup_logging,
         summary_table,
@@ -66,7 +66,6 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     logger = setup_logging("rs_reward.sft")
-    script_args, training_args, model_args = parse(config_types(), argv)
     check_launch(training_args, logger)
     push = take_push_request(training_args)
     rejects = Rejects(strict=script_args.strict)
@@ -120,6 +119,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ._common import run_guarded
+    from ._common import run_task
 
-    raise SystemExit(run_guarded("sft", main))
+    raise SystemExit(run_task("sft", make_parser, main))

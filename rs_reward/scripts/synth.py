@@ -7,21 +7,23 @@ rs-reward synth --config recipes/tiny/synth/config_demo.yaml --output_dir runs/s
 from __future__ import annotations
 
 
-def config_types():
+def make_parser():
+    """The task's parser: TRL's, over its dataclasses (`--config recipe.yaml`, then flags)."""
+    from trl import TrlParser
+
     from rs_reward.data.synthrs import SynthRSConfig
 
-    return (SynthRSConfig,)
+    return TrlParser((SynthRSConfig,))
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(config) -> int:
     import json
 
     from rs_reward.data.synthrs import build
 
-    from ._common import parse, setup_logging, summary_table
+    from ._common import setup_logging, summary_table
 
     logger = setup_logging("rs_reward.synth")
-    (config,) = parse(config_types(), argv)
     output = build(config)
 
     manifest = json.loads((output / "manifest.json").read_text())
@@ -32,6 +34,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ._common import run_guarded
+    from ._common import run_task
 
-    raise SystemExit(run_guarded("synth", main))
+    raise SystemExit(run_task("synth", make_parser, main))

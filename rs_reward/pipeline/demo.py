@@ -1,0 +1,354 @@
+"""The demo's pipeline: the method end to end on SynthRS, one function per stage.
+
+    SynthRS -> learnability probes -> the foundation evaluated by question type -> reward model (+ held-out pairs
+    with the image-blind control) -> CLIP baseline -> pool scored three ways -> selection -> curation against the
+    truth -> SFT arms (full pool, P30S60 by each scorer; seeds) + their evaluation + CLIP arms on their captions
+    -> GRPO from the best arm, with and without the score-model reward -> best-of-N of that arm -> report
+
+Each stage is a task (`rs_reward.scripts.<task>`) run by `runner.run_stage` on its recipe (named in the
+`DemoConfig`) with the paths of this run as overrides; it is skipped when its fingerprint is unchanged. The curation
+arms, the GRPO runs and best-of-N run `workers` at a time in spawned processes (`runner.run_parallel`), so their
+stage functions are module-level and take plain values.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from rs_reward.configs import DemoConfig
+from rs_reward.scripts import bon, browse, clip, eval, filter, grpo, reward, score, sft, synth
+
+from .report import DemoResults, arm_score, grpo_curves, write_report
+from .runner import run_parallel, run_stage, task_configs
+
+
+logger = logging.getLogger("rs_reward.pipeline")
+
+
+def evaluate_vlm(demo: DemoConfig, name: str, model_dir: Path, data: Path, output: Path) -> tuple[float, dict]:
+    """A VLM on the clean SynthRS splits: (seconds, metrics per task)."""
+    eval_dir = output / "eval" / name
+    seconds = run_stage(
+        f"eval-{name}",
+        eval,
+        eval_dir,
+        force=demo.force,
+        recipe=demo.vlm_eval_recipe,
+        model_name_or_path=str(model_dir),
+        eval_data=str(data / "eval" / "eval.jsonl"),
+        truth_scenes=str(data),
+        output_dir=str(eval_dir),
+        max_rows=demo.eval_max_rows,
+    )
+    return seconds, json.loads((eval_dir / "metrics.json").read_text())["metrics"]
+
+
+def clip_arm(
+    demo: DemoConfig, arm: str, seed: int, captions: Path, pool_dir: Path, base_clip: Path, data: Path, output: Path
+) -> dict:
+    """The CLIP baseline fine-tuned on an arm's captions: zero-shot classification and retrieval metrics."""
+    model_dir = output / "clip_arms" / f"{arm}-seed{seed}"
+    run_stage(
+        f"clip-{arm}-{seed}",
+        clip,
+        model_dir,
+        force=demo.force,
+        recipe=demo.curated_clip_recipe,
+        model_name_or_path=str(base_clip),
+        train_file=str(captions),
+        image_root=str(pool_dir),
+        output_dir=str(model_dir),
+        seed=seed,
+        max_steps=demo.max_steps,
+        global_batch_size=demo.clip_arm_batch_size,
+    )
+    metrics = {}
+    for kind, eval_data in (
+        ("cls", data / "eval" / "classification"),
+        ("retrieval", data / "eval" / "dataset_synthrs.json"),
+    ):
+        eval_dir = output / "eval" / f"clip-{arm}-seed{seed}-{kind}"
+        run_stage(
+            f"eval-clip-{arm}-{seed}-{kind}",
+            eval,
+            eval_dir,
+            force=demo.force,
+            recipe=demo.clip_eval_recipe,
+            model_name_or_path=str(model_dir),
+            eval_data=str(eval_data),
+            output_dir=str(eval_dir),
+        )
+        metrics.update(json.loads((eval_dir / "metrics.json").read_text())["metrics"])
+    return metrics
+
+
+def arm_job(
+    demo: DemoConfig, arm: str, seed: int, rows_file: Path, base: Path, base_clip: Path, data: Path, output: Path
+) -> tuple:
+    """One curation arm and seed: SFT from the foundation, its evaluation, and the CLIP arm on its captions."""
+    model_dir = output / "sft" / f"{arm}-seed{seed}"
+    pool_dir = data / "pool"
+    run_stage(
+        f"sft-{arm}-{seed}",
+        sft,
+        model_dir,
+        force=demo.force,
+        recipe=demo.curated_sft_recipe,
+        model_name_or_path=str(base),
+        dataset_name=str(rows_file),
+        image_root=str(pool_dir),
+        output_dir=str(model_dir),
+        seed=seed,
+        max_steps=demo.max_steps,
+    )
+    _, metrics = evaluate_vlm(demo, f"{arm}-seed{seed}", model_dir, data, output)
+    clip_metrics = None
+    if demo.curated_clip_recipe:
+        clip_metrics = clip_arm(demo, arm, seed, rows_file.parent / "clip.csv", pool_dir, base_clip, data, output)
+    return metrics, clip_metrics
+
+
+def grpo_job(demo: DemoConfig, recipe: str, policy: Path, reward_dir: Path, data: Path, output: Path) -> tuple:
+    """One GRPO run from the policy and its evaluation: (name, seconds, eval seconds, metrics, history)."""
+    name = Path(recipe).stem.removeprefix("config_").replace("demo", "score_model")
+    model_dir = output / "grpo" / name
+    seconds = run_stage(
+        f"grpo-{name}",
+        grpo,
+        model_dir,
+        force=demo.force,
+        recipe=recipe,
+        model_name_or_path=str(policy),
+        dataset_name=str(data / "rl" / "prompts.jsonl"),
+        reward_model_name_or_path=str(reward_dir),
+        output_dir=str(model_dir),
+        max_steps=demo.grpo_steps,
+        seed=demo.seed,
+    )
+    eval_seconds, metrics = evaluate_vlm(demo, f"grpo-{name}", model_dir, data, output)
+    history = json.loads((model_dir / "reward_history.json").read_text())
+    return name, seconds, eval_seconds, metrics, history
+
+
+def bon_job(demo: DemoConfig, policy: Path, reward_dir: Path, base_clip: Path, data: Path, output: Path) -> float:
+    """Best-of-N from the policy; its seconds."""
+    return run_stage(
+        "bon",
+        bon,
+        output / "bon",
+        force=demo.force,
+        recipe=demo.bon_recipe,
+        model_name_or_path=str(policy),
+        eval_data=str(data / "eval" / "eval.jsonl"),
+        truth_scenes=str(data),
+        reward_model_name_or_path=str(reward_dir),
+        clip_model_name_or_path=str(base_clip),
+        output_dir=str(output / "bon"),
+        n_list=",".join(str(n) for n in demo.bon_n_list),
+        seed=demo.seed,
+        max_rows=demo.eval_max_rows,
+    )
+
+
+def build_synthrs(demo: DemoConfig, output: Path) -> tuple[Path, object]:
+    """SynthRS from its recipe (reused when its manifest matches): (folder, its config)."""
+    from rs_reward.data.synthrs import build
+
+    (config,) = task_configs(
+        synth, demo.synth_recipe, output_dir=str(output / "synthrs"), seed=demo.seed, force=demo.force
+    )
+    return build(config), config
+
+
+def probes(data: Path, image_format: str, output: Path) -> tuple[Path, dict, dict]:
+    """What the image is needed for: a colour-histogram probe and a text-only pair scorer; a sheet of samples."""
+    from PIL import Image
+
+    from rs_reward.data.synthrs import load_scenes
+    from rs_reward.data.synthrs.probes import colour_histogram_probe, pairs_from_rsrm, text_only_pair_probe
+    from rs_reward.report import image_sheet
+
+    scenes = list(load_scenes(data, "pretrain").values())
+    ext = ".jpg" if image_format == "jpeg" else ".png"
+    images = [(Image.open(data / "pretrain" / "images" / f"{s.id}{ext}"), s) for s in scenes]
+    cut = int(0.8 * len(images))
+    colour = colour_histogram_probe(images[:cut], images[cut:])
+    text_only = text_only_pair_probe(
+        pairs_from_rsrm(data / "preference" / "train"), pairs_from_rsrm(data / "preference" / "test")
+    )
+    sheet = image_sheet([im for im, _ in images[:18]], output / "figures" / "synthrs_samples.png")
+    return sheet, colour, text_only
+
+
+def score_pool(demo: DemoConfig, data: Path, output: Path, models: dict[str, Path | None], timings: dict) -> dict:
+    """The pool scored by each scorer of `score_recipes`: {scorer: scores folder}."""
+    scores = {}
+    for recipe in demo.score_recipes:
+        kind = Path(recipe).stem.removeprefix("config_")
+        scores[kind] = output / "scores" / kind
+        timings[f"score pool ({kind})"] = run_stage(
+            f"score-{kind}",
+            score,
+            scores[kind],
+            force=demo.force,
+            recipe=recipe,
+            pool=str(data / "pool" / "pool.csv"),
+            output_dir=str(scores[kind]),
+            seed=demo.seed,
+            model_name_or_path=str(models[kind]) if models.get(kind) else None,
+        )
+    return scores
+
+
+def select(demo: DemoConfig, name: str, scores: Path, fractions: str | None, data: Path, folder: Path) -> float:
+    """`rs-reward filter`: the selections of one scorer's scores, with their data cards."""
+    return run_stage(
+        name,
+        filter,
+        folder,
+        force=demo.force,
+        recipe=demo.filter_recipe,
+        scores=str(scores),
+        pool=str(data / "pool" / "pool.csv"),
+        output_dir=str(folder),
+        fractions=fractions,
+    )
+
+
+def arm_tag(selection: str) -> str:
+    """`caption=0.3,instruction=0.6` -> `p30s60`, the paper's name of the selection."""
+    return "p" + "s".join(str(round(100 * float(part.split("=")[1]))) for part in selection.split(","))
+
+
+def run_demo(demo: DemoConfig) -> DemoResults:
+    """Every stage in turn (finished ones skipped); writes `report.md` and `metrics.json` into `output_dir`."""
+    from rs_reward.eval.curation_eval import compare_scorers
+    from rs_reward.modeling.tiny import resolve_model_path
+
+    output = Path(demo.output_dir)
+    timings, began = {}, time.perf_counter()
+
+    start = time.perf_counter()
+    data, synth_config = build_synthrs(demo, output)
+    timings["synth"] = time.perf_counter() - start
+
+    start = time.perf_counter()
+    sheet, colour, text_only = probes(data, synth_config.image_format, output)
+    timings["probes"] = time.perf_counter() - start
+
+    # The foundation (committed; `make foundation` retrains it), evaluated on the clean splits by question type
+    base, reward_dir = Path(resolve_model_path(demo.foundation)), output / "reward"
+    foundation_card = json.loads((base / "metrics.json").read_text()) if (base / "metrics.json").is_file() else {}
+    timings["eval foundation"], foundation_metrics = evaluate_vlm(demo, "foundation", base, data, output)
+
+    # Reward model from the foundation (+ held-out evaluation with the image-blind control)
+    timings["reward model"] = run_stage(
+        "reward",
+        reward,
+        reward_dir,
+        force=demo.force,
+        recipe=demo.reward_recipe,
+        model_name_or_path=str(base),
+        dataset_name=str(data / "preference" / "train"),
+        eval_dataset_name=str(data / "preference" / "test"),
+        output_dir=str(reward_dir),
+        max_steps=demo.max_steps,
+        num_train_epochs=None if demo.max_steps else demo.reward_epochs,
+        seed=demo.seed,
+    )
+    reward_metrics = json.loads((reward_dir / "eval_metrics.json").read_text())
+
+    # CLIP-score baseline; the pool scored three ways; selection; curation against the truth; the pool's page
+    base_clip = output / "clip"
+    timings["CLIP baseline"] = run_stage(
+        "clip",
+        clip,
+        base_clip,
+        force=demo.force,
+        recipe=demo.clip_recipe,
+        train_file=str(data / "pretrain" / "sft.jsonl"),
+        output_dir=str(base_clip),
+        max_steps=demo.max_steps,
+        seed=demo.seed,
+    )
+    scores = score_pool(demo, data, output, {"reward_model": reward_dir, "clip": base_clip}, timings)
+    curated = output / "curated" / "reward_model"
+    timings["filter"] = select(demo, "filter", scores["reward_model"], None, data, curated)
+    start = time.perf_counter()
+    curation = compare_scorers(
+        {k: str(v) for k, v in scores.items()},
+        str(data / "pool" / "truth.parquet"),
+        demo.keep_fractions,
+        plot=output / "figures" / "precision_vs_kept.png",
+    )
+    (output / "curation_metrics.json").write_text(json.dumps(curation, indent=2) + "\n")
+    timings["curation report"] = time.perf_counter() - start
+    timings["browse page"] = run_stage(
+        "browse",
+        browse,
+        output / "browse",
+        force=demo.force,
+        scores=str(scores["reward_model"]),
+        compare=str(scores["clip"]),
+        pool=str(data / "pool" / "pool.csv"),
+        fractions=["0.3", demo.arm_selection],
+        output_dir=str(output / "browse"),
+    )
+
+    # SFT from the foundation on the full pool and on each scorer's per-task selection, evaluated; CLIP arms
+    arms = {"full": (scores["random"], "1.0")}
+    arms |= {f"{k}-{arm_tag(demo.arm_selection)}": (v, demo.arm_selection) for k, v in scores.items()}
+    start = time.perf_counter()
+    jobs = []
+    for arm, (score_dir, fraction) in arms.items():
+        subset = output / "curated" / arm
+        select(demo, f"select-{arm}", score_dir, fraction, data, subset)
+        rows_file = next(subset.glob("keep-*/sft.jsonl"))
+        for seed in range(demo.seed, demo.seed + demo.curation_seeds):
+            jobs.append((arm_job, demo, arm, seed, rows_file, base, base_clip, data, output))
+    arm_metrics: dict[str, list[dict]] = {}
+    clip_arm_metrics: dict[str, list[dict]] = {}
+    for (_, _, arm, *_), (metrics, clip_metrics) in zip(jobs, run_parallel(jobs, demo.workers)):
+        arm_metrics.setdefault(arm, []).append(metrics)
+        if clip_metrics is not None:
+            clip_arm_metrics.setdefault(arm, []).append(clip_metrics)
+    timings["SFT + eval of the curation arms"] = time.perf_counter() - start
+
+    # GRPO from the best SFT arm, with and without the score-model reward; best-of-N of that arm
+    best_arm = max(arm_metrics, key=lambda arm: arm_score(arm_metrics[arm][0]))
+    policy = output / "sft" / f"{best_arm}-seed{demo.seed}"
+    jobs = [(grpo_job, demo, recipe, policy, reward_dir, data, output) for recipe in demo.grpo_recipes]
+    *grpo_results, timings["best-of-N"] = run_parallel(
+        [*jobs, (bon_job, demo, policy, reward_dir, base_clip, data, output)], demo.workers
+    )
+    grpo_metrics, grpo_histories = {}, {}
+    for name, seconds, eval_seconds, metrics, history in grpo_results:
+        timings[f"GRPO ({name})"], timings[f"eval GRPO ({name})"] = seconds, eval_seconds
+        grpo_metrics[name], grpo_histories[name] = metrics, history
+
+    results = DemoResults(
+        output=output,
+        manifest=json.loads((data / "manifest.json").read_text()),
+        sheet=sheet,
+        colour_probe=colour,
+        text_only_probe=text_only,
+        foundation_card=foundation_card,
+        foundation_metrics=foundation_metrics,
+        reward_metrics=reward_metrics,
+        curation=curation,
+        curated=curated,
+        arm_metrics=arm_metrics,
+        clip_arm_metrics=clip_arm_metrics,
+        best_arm=best_arm,
+        grpo_metrics=grpo_metrics,
+        grpo_histories=grpo_histories,
+        grpo_figures=grpo_curves(grpo_histories, output / "figures"),
+        bon_metrics=json.loads((output / "bon" / "metrics.json").read_text()),
+        timings=timings,
+    )
+    results.wall = time.perf_counter() - began
+    write_report(demo, results)
+    return results

@@ -1,0 +1,446 @@
+"""The demo report: its tables and figures from the stages' metrics, `report.md` and the headline `metrics.json`.
+
+Every function reads metrics that the stages wrote (`rs_reward.pipeline.demo`) and formats them; none trains or
+scores anything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+
+ARM_COLUMNS = (
+    ("cls", "correct"),
+    ("vqa", "correct"),
+    ("mc", "correct"),
+    ("vg", "correct"),
+    ("caption", "fact_jaccard"),
+)
+
+
+def arms_table(arm_metrics: dict[str, list[dict]]) -> str:
+    """Arms x tasks, mean +- std over seeds, under the chance level of each task (VQA: its types are balanced)."""
+    from rs_reward.data.synthrs.texts import CLOSED_QTYPES, LAND_COVERS, QTYPE_CHANCE
+    from rs_reward.report import markdown_table
+
+    vqa_chance = sum(QTYPE_CHANCE[t] for t in CLOSED_QTYPES) / len(CLOSED_QTYPES)
+    rows = [["chance", f"{1 / len(LAND_COVERS):.3f}", f"{vqa_chance:.3f}", "0.250", "~0", "0"]]
+    for arm, runs in arm_metrics.items():
+        rows.append([arm] + [_mean_std([run[task][key] for run in runs if task in run]) for task, key in ARM_COLUMNS])
+    header = ["arm", "classification", "VQA", "multiple choice", "grounding Acc@0.5", "caption fact Jaccard"]
+    return markdown_table(header, rows)
+
+
+VQA_TYPES = ("land_cover", "presence", "count", "kind", "colour", "position", "comparison")
+
+
+def _mean_std(values: list[float]) -> str:
+    import numpy as np
+
+    if not values:
+        return "-"
+    return f"{np.mean(values):.3f} +- {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+
+def vqa_types_table(models: dict[str, list[dict]]) -> str:
+    """Models x VQA question types (strict match, mean +- std over seeds), with the chance level of each type."""
+    from rs_reward.data.synthrs.texts import QTYPE_CHANCE
+    from rs_reward.report import markdown_table
+
+    rows = [["chance"] + [f"{QTYPE_CHANCE[t]:.3f}" for t in VQA_TYPES]]
+    for name, runs in models.items():
+        rows.append(
+            [name] + [_mean_std([r[f"vqa/{t}"]["correct"] for r in runs if f"vqa/{t}" in r]) for t in VQA_TYPES]
+        )
+    return markdown_table(["model", *VQA_TYPES], rows)
+
+
+def summarise_runs(runs: list[dict]) -> dict:
+    """{task or task/qtype: {metric: {"mean", "std", "runs"}}} over the seeds of one arm (for metrics.json)."""
+    import numpy as np
+
+    out = {}
+    for task in sorted({t for r in runs for t in r}):
+        keys = sorted({k for r in runs if task in r for k in r[task] if k != "rows"})
+        out[task] = {
+            k: {
+                "mean": float(np.mean([r[task][k] for r in runs if task in r])),
+                "std": float(np.std([r[task][k] for r in runs if task in r])),
+                "runs": [r[task][k] for r in runs if task in r],
+            }
+            for k in keys
+        }
+    return out
+
+
+CLIP_COLUMNS = ("top1", "image_to_text_R@1", "text_to_image_R@1", "image_to_text_R@5", "text_to_image_R@5")
+
+
+def clip_arms_table(arm_metrics: dict[str, list[dict]]) -> str:
+    """CLIP arms x metrics, mean +- std over seeds."""
+    import numpy as np
+
+    from rs_reward.report import markdown_table
+
+    rows = []
+    for arm, runs in arm_metrics.items():
+        row = [arm]
+        for key in CLIP_COLUMNS:
+            values = [run[key] for run in runs if key in run]
+            row.append(
+                f"{np.mean(values):.3f} +- {np.std(values):.3f}"
+                if len(values) > 1
+                else f"{values[0]:.3f}"
+                if values
+                else "-"
+            )
+        rows.append(row)
+    return markdown_table(["arm", *CLIP_COLUMNS], rows)
+
+
+def arm_score(metrics: dict) -> float:
+    """Mean of the arm columns a model has (how the demo picks the SFT arm to start GRPO and best-of-N from)."""
+    values = [metrics[task][key] for task, key in ARM_COLUMNS if task in metrics]
+    return sum(values) / len(values) if values else float("-inf")
+
+
+GRPO_CURVES = (
+    ("grpo_reward", "reward (mean per logging step)", ("reward",)),
+    ("grpo_accuracy", "accuracy reward per prompt type", ("accuracy/em", "accuracy/open")),
+    (
+        "grpo_monitor",
+        "reward-hacking monitor",
+        ("hacking/score_rule_auc", "hacking/high_score_rule_fail", "hacking/length_drift"),
+    ),
+)
+
+
+def grpo_curves(histories: dict[str, list[dict]], folder: Path) -> list[Path]:
+    """One PNG per curve family, one line per GRPO run and metric."""
+    from rs_reward.report import line_plot
+
+    paths = []
+    for name, ylabel, keys in GRPO_CURVES:
+        series = {}
+        for run, history in histories.items():
+            for key in keys:
+                points = [(e["step"], e[key]) for e in history if e.get(key) is not None]
+                if points:
+                    label = run if len(keys) == 1 else f"{run}: {key.split('/')[-1]}"
+                    series[label] = ([p[0] for p in points], [p[1] for p in points])
+        if series:
+            paths.append(line_plot(series, folder / f"{name}.png", xlabel="GRPO step", ylabel=ylabel, title=name))
+    return paths
+
+
+def grpo_table(histories: dict[str, list[dict]]) -> str:
+    """First and last logged value of the main GRPO curves, per run."""
+    from rs_reward.report import markdown_table
+
+    keys = [
+        "reward",
+        "accuracy/em",
+        "accuracy/open",
+        "hacking/score_rule_auc",
+        "hacking/high_score_rule_fail",
+        "hacking/length_drift",
+    ]
+    rows = []
+    for run, history in histories.items():
+        for key in keys:
+            values = [e[key] for e in history if e.get(key) is not None]
+            if values:
+                rows.append([run, key, f"{values[0]:.3f}", f"{values[-1]:.3f}"])
+    return markdown_table(["run", "metric", "first log", "last log"], rows)
+
+
+def bon_table(metrics: dict) -> str:
+    """Selectors x N: the mean metric over tasks, and per task."""
+    from rs_reward.report import markdown_table
+
+    ns = [str(n) for n in metrics["n_list"]]
+    tasks = sorted(metrics["rows"])
+    rows = []
+    for selector, by_n in metrics["results"].items():
+        for task in [*tasks, "mean"]:
+            rows.append([selector, task, *[f"{by_n[n][task]:.3f}" for n in ns]])
+    return markdown_table(["selector", "task", *[f"N={n}" for n in ns]], rows)
+
+
+@dataclass
+class DemoResults:
+    """What the demo's stages measured, for the report."""
+
+    output: Path
+    manifest: dict
+    sheet: Path
+    colour_probe: dict
+    text_only_probe: dict
+    foundation_card: dict
+    foundation_metrics: dict
+    reward_metrics: dict
+    curation: dict
+    curated: Path
+    arm_metrics: dict[str, list[dict]]
+    clip_arm_metrics: dict[str, list[dict]]
+    best_arm: str
+    grpo_metrics: dict[str, dict]
+    grpo_histories: dict[str, list[dict]]
+    grpo_figures: list[Path]
+    bon_metrics: dict
+    timings: dict[str, float]
+    wall: float = 0.0
+    report: Path | None = None
+
+
+def write_report(demo, r: DemoResults) -> Path:
+    """`report.md` (every table and figure of the run) and the headline `metrics.json`, beside each other."""
+    from rs_reward.data.synthrs import GROUNDED_OPERATORS
+    from rs_reward.eval.curation_eval import format_curation
+    from rs_reward.eval.reward_eval import format_reward_metrics
+    from rs_reward.hub import code_version
+    from rs_reward.report import markdown_table, write_atomic
+
+    output, manifest, sheet, curated = r.output, r.manifest, r.sheet, r.curated
+    colour, text_only, foundation_card, foundation_metrics = (
+        r.colour_probe,
+        r.text_only_probe,
+        r.foundation_card,
+        r.foundation_metrics,
+    )
+    reward_metrics, curation, fractions = r.reward_metrics, r.curation, demo.keep_fractions
+    arm_metrics, clip_arm_metrics, best_arm = r.arm_metrics, r.clip_arm_metrics, r.best_arm
+    grpo_metrics, grpo_histories, grpo_figures, bon_metrics = (
+        r.grpo_metrics,
+        r.grpo_histories,
+        r.grpo_figures,
+        r.bon_metrics,
+    )
+    timings, wall = r.timings, r.wall
+    report = [
+        "# rs-reward demo report",
+        "",
+        f"{'Quick (CI-sized) run' if demo.quick else 'Full run'}, seed {demo.seed}, code at {code_version()}. Every number",
+        "below was computed by this run; the recipes of each stage are named in `recipes/tiny/demo/config.yaml`.",
+        "",
+        "## 1. SynthRS",
+        "",
+        markdown_table(["file", "rows"], [[k, v] for k, v in manifest["counts"].items()]),
+        "",
+        f"![SynthRS samples](figures/{sheet.name})",
+        "",
+        "### What the image is needed for",
+        "",
+        "A colour-histogram probe (softmax regression, no objects seen):",
+        "",
+        markdown_table(
+            ["target", "accuracy", "majority", "chance"],
+            [[t, r["accuracy"], r["majority"], r["chance"]] for t, r in colour.items()],
+        ),
+        "",
+        "A text-only scorer on the preference pairs (bag of words, no image): at chance on grounded operators,",
+        "near perfect on form operators.",
+        "",
+        markdown_table(
+            ["operator", "kind", "pairwise accuracy", "pairs"],
+            [
+                [op, "grounded" if op in GROUNDED_OPERATORS else "form", r["accuracy"], r["pairs"]]
+                for op, r in text_only.items()
+            ],
+        ),
+        "",
+        "## 2. The foundation: a tiny Qwen2-VL that sees SynthRS",
+        "",
+        f"Every stage starts from `{demo.foundation}` ({foundation_card.get('parameters', '?')} parameters), pre-trained",
+        f"once by `recipes/tiny/foundation/config.yaml` ({foundation_card.get('steps', '?')} steps,"
+        f" {foundation_card.get('minutes', '?')} min on {foundation_card.get('machine', '?')}; `make foundation`), the",
+        "stand-in for the pretrained Qwen2-VL the paper starts from. Its held-out perception on fresh scenes when it",
+        "was trained (many questions per scene):",
+        "",
+        markdown_table(
+            ["question type", "accuracy", "chance", "questions"],
+            [
+                [t, m["accuracy"], m["chance"], m["questions"]]
+                for t, m in foundation_card.get("perception", {}).items()
+            ],
+        ),
+        "",
+        "And on this run's clean evaluation split (one VQA question per scene), with the other tasks:",
+        "",
+        vqa_types_table({"foundation": [foundation_metrics]}),
+        "",
+        arms_table({"foundation": [foundation_metrics]}),
+        "",
+        "## 3. Reward (score) model",
+        "",
+        f"The foundation with a score head, trained by `{demo.reward_recipe}` on the preference pairs (the parts that",
+        "recipe leaves unfrozen). Held-out pairs, with the same model scoring every image blanked (image-blind control):",
+        "",
+        format_reward_metrics(reward_metrics),
+        "",
+        "![score histogram](reward/figures/score_histogram.png)",
+        "",
+        "## 4. Curation of the pool",
+        "",
+        "The pool (captions and answers of mixed quality, as a generator VLM writes them) scored by the reward model,",
+        "by a tiny CLIP trained on clean SynthRS captions (cosine of image and text embeddings) and at random; the",
+        "top fraction kept over the whole pool. Precision = share of kept rows whose true quality is >= 0.75.",
+        "",
+        format_curation(curation, fractions),
+        "",
+        "![precision against the fraction kept](figures/precision_vs_kept.png)",
+        "",
+        f"Curated subsets (30 %, P30S60, ...) with their data cards: `{curated}`.",
+        "",
+        "Pages to look at the data (open from disk, no server): [the pool, score model beside CLIP score, with each",
+        "row's true quality and corruption operators](browse/index.html), and [what each of the score model's",
+        f"selections keeps and drops]({curated.relative_to(output)}/browse/index.html).",
+        "",
+        "## 5. Training on the curated data",
+        "",
+        f"The foundation fine-tuned ({demo.curated_sft_recipe}) on the whole pool and on each scorer's per-task",
+        f"selection ({demo.arm_selection}, the paper's P30S60), then evaluated on the clean SynthRS splits (strict match",
+        "for classification and VQA, option letter for multiple choice, Acc@IoU 0.5 for grounding, fact Jaccard for",
+        f"captions; mean +- std over {len(next(iter(arm_metrics.values())))} seed(s)):",
+        "",
+        arms_table(arm_metrics),
+        "",
+        "VQA by question type:",
+        "",
+        vqa_types_table(arm_metrics),
+        "",
+        f"The CLIP baseline fine-tuned ({demo.curated_clip_recipe}) on the captions of each arm, then zero-shot scene",
+        "classification with the paper's prompt templates and image-text retrieval on the clean evaluation split:",
+        "",
+        clip_arms_table(clip_arm_metrics),
+        "",
+        "## 6. GRPO from the best SFT arm",
+        "",
+        f"The best SFT arm (`{best_arm}`, by the mean of the columns above) trained with GRPO on SynthRS RL prompts,",
+        "once with the score-model reward on open prompts (`score_vs_reference`) plus exact match on closed ones, and",
+        "once with exact match alone (recipes in the demo config). Held-out evaluation before and after:",
+        "",
+        arms_table(
+            {f"SFT {best_arm} (before)": arm_metrics[best_arm][:1]}
+            | {f"GRPO {name}": [metrics] for name, metrics in grpo_metrics.items()}
+        ),
+        "",
+        vqa_types_table(
+            {f"SFT {best_arm} (before)": arm_metrics[best_arm][:1]}
+            | {f"GRPO {name}": [metrics] for name, metrics in grpo_metrics.items()}
+        ),
+        "",
+        "Training curves (reward per logging step) and the reward-hacking monitor (share of high-score completions the",
+        "rule rejects; probability that the score model ranks a rule-correct answer above a wrong one for the same",
+        "prompt, 0.5 = blind to correctness; completion length relative to the first step):",
+        "",
+        *[f"![{f.stem}](figures/{f.name})" for f in grpo_figures],
+        "",
+        grpo_table(grpo_histories),
+        "",
+        "Sampled completions with their images, reward components and advantages: "
+        + ", ".join(
+            f"[{name}](grpo/{name}/browse/index.html)"
+            for name in grpo_metrics
+            if (output / "grpo" / name / "browse" / "index.html").is_file()
+        )
+        + ".",
+        "",
+        "## 7. Best-of-N",
+        "",
+        f"N answers sampled once per held-out question from `{best_arm}` (temperature"
+        f" {bon_metrics['temperature']}, {bon_metrics['repeats']} sub-sample draws per N), one picked by each selector;",
+        "the oracle picks the best answer by the metric itself (the ceiling).",
+        "",
+        bon_table(bon_metrics),
+        "",
+        "![best-of-N by selector](bon/figures/bon_selectors.png)",
+        "",
+        "Every question's candidates with their scores and each selector's pick: [bon/browse/index.html]"
+        "(bon/browse/index.html).",
+        "",
+        "## Wall time",
+        "",
+        f"Stages of the curation arms, GRPO and best-of-N ran {demo.workers} at a time (`--workers`), so their times",
+        "overlap; the last line is the wall time of the whole run.",
+        "",
+        markdown_table(
+            ["stage", "seconds"],
+            [[k, f"{v:.1f}"] for k, v in timings.items()] + [["wall time", f"{wall:.1f}"]],
+        ),
+        "",
+    ]
+    path = write_atomic(output / "report.md", "\n".join(report))
+    headline = {
+        "code": code_version(),
+        "seed": demo.seed,
+        "quick": demo.quick,
+        "foundation": {
+            "model": demo.foundation,
+            "perception_at_training": foundation_card.get("perception", {}),
+            "eval_split": foundation_metrics,
+        },
+        "score_model": {
+            "accuracy": reward_metrics["accuracy"],
+            "accuracy_by_operator": reward_metrics.get("accuracy_by_operator", {}),
+            "image_blind": reward_metrics.get("image_blind", {}),
+            "spearman_score_vs_true_quality": reward_metrics.get("spearman_score_vs_true_quality"),
+        },
+        "curation": {
+            name: {
+                "spearman_score_vs_true_quality": r["spearman_score_vs_true_quality"],
+                "precision": {f: v["precision"] for f, v in r["by_fraction"].items()},
+                "precision_per_task": {f: v["precision"] for f, v in r.get("by_fraction_per_task", {}).items()},
+            }
+            for name, r in curation.items()
+        },
+        "sft_arms": {arm: summarise_runs(runs) for arm, runs in arm_metrics.items()},
+        "clip_arms": {
+            arm: summarise_runs([{"clip": r} for r in runs])["clip"] for arm, runs in clip_arm_metrics.items()
+        },
+        "grpo": {
+            "eval": grpo_metrics,
+            "first_last": {
+                run: {k: [h[0].get(k), h[-1].get(k)] for k in ("reward", "hacking/score_rule_auc")}
+                for run, h in grpo_histories.items()
+                if h
+            },
+        },
+        "best_of_n": bon_metrics.get("results", {}),
+        "wall_seconds": timings | {"wall time": wall},
+    }
+    write_atomic(output / "metrics.json", json.dumps(headline, indent=1, default=float) + "\n")
+    r.report = path
+    return path
+
+
+def summary_rows(r: DemoResults) -> dict:
+    """The one-screen summary of a run (the demo command prints it)."""
+    timings, reward_metrics, curation = r.timings, r.reward_metrics, r.curation
+    grpo_metrics, bon_metrics, path, output = r.grpo_metrics, r.bon_metrics, r.report, r.output
+    rows = {f"{k} (s)": round(v, 1) for k, v in timings.items()}
+    rows.update(
+        {
+            "held-out pairwise accuracy": round(reward_metrics["accuracy"], 3),
+            "image-blind control": round(reward_metrics.get("image_blind", {}).get("accuracy", float("nan")), 3),
+            **{
+                f"precision @ 30 % kept ({name})": round(r["by_fraction"]["0.3"]["precision"], 3)
+                for name, r in curation.items()
+                if "0.3" in r["by_fraction"]
+            },
+            **{
+                f"GRPO {n}: VQA after": round(m.get("vqa", {}).get("correct", float("nan")), 3)
+                for n, m in grpo_metrics.items()
+            },
+            **{
+                f"best-of-N {sel} @ N={n_max}": round(by_n[n_max]["mean"], 3)
+                for sel, by_n in bon_metrics["results"].items()
+                for n_max in [str(bon_metrics["n_list"][-1])]
+            },
+            "report": str(path),
+            "artifacts": str(output),
+        }
+    )
+    return rows

@@ -210,3 +210,184 @@ def score_candidates(scorer, rows: list[dict], candidates: list[list[str]]) -> l
         out.append(flat[start : start + len(row_candidates)])
         start += len(row_candidates)
     return out
+
+
+# ------------------------------------------------------------------------------------------------ the bon task
+
+
+def load_selector_scorer(selector: str, args):
+    """The scorer behind a model-based selector: the score model (`args.reward_model_*`) or CLIP score."""
+    from .configs import RSModelConfig
+    from .scoring import load_scorer
+
+    if selector == "score_model":
+        if not args.reward_model_name_or_path:
+            raise ValueError("selector score_model needs --reward_model_name_or_path")
+        model_args = RSModelConfig(
+            model_name_or_path=args.reward_model_name_or_path,
+            dtype=args.reward_model_dtype,
+            min_pixels=args.reward_min_pixels,
+            max_pixels=args.reward_max_pixels,
+        )
+        return load_scorer(
+            "reward_model", model_args, batch_size=args.score_batch_size, prompt_order=args.prompt_order
+        )
+    if not args.clip_model_name_or_path:
+        raise ValueError("selector clip_score needs --clip_model_name_or_path")
+    return load_scorer(
+        "clip", RSModelConfig(model_name_or_path=args.clip_model_name_or_path), batch_size=args.score_batch_size
+    )
+
+
+def load_rows(args, rejects) -> list[dict]:
+    """The eval rows of `args.eval_data` that best-of-N can use (an image each; `tasks`; captions once per image;
+    `max_rows` per task), each with its image size; the others go to `rejects`."""
+    from .data.evalsets import check_eval_rows, first_per_task, read_eval_rows
+    from .data.images import open_image
+    from .eval.harness import dedupe_captions
+
+    rows, _ = read_eval_rows(args.eval_data, args.eval_format, rejects)
+    rows = check_eval_rows(rows, rejects)
+    for row in rows:
+        if not row.get("images"):
+            rejects.add(row["id"], "best-of-N here needs an image per row")
+    rows = [r for r in rows if r.get("images")]
+    if args.tasks:
+        keep = {t.strip() for t in args.tasks.split(",")}
+        rows = [r for r in rows if r["task"] in keep]
+    rows = dedupe_captions(rows)
+    if args.max_rows is not None:
+        rows = first_per_task(rows, args.max_rows)
+    if not rows:
+        raise ValueError(f"no eval rows left in {args.eval_data} for tasks {args.tasks}")
+    for row in rows:
+        row.setdefault("size", open_image(row["images"][0]).size)
+    return rows
+
+
+def sample_once(rows: list[dict], n_max: int, args, model_args, output: Path) -> tuple[list[list[str]], str]:
+    """N_max candidates per row, generated once (a finished set of at least N_max candidates made with the same
+    settings is reused: smaller N are sub-samples of it); (candidates, their settings key)."""
+    import torch
+
+    from .modeling import model_processor
+    from .modeling.loading import load_generator
+    from .report import write_atomic
+
+    done = load_keyed_json(output / "candidates.done.json", "")
+    settings = [
+        model_args.model_name_or_path,
+        args.eval_data,
+        [r["id"] for r in rows],
+        args.temperature,
+        args.max_new_tokens,
+        args.seed,
+        model_args.min_pixels,
+        model_args.max_pixels,
+    ]
+    if done is not None and done.get("n", 0) >= n_max and done["key"] == fingerprint(*settings, done["n"]):
+        n_max = done["n"]
+    key = fingerprint(*settings, n_max)
+    sampling = dict(
+        batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, temperature=args.temperature, seed=args.seed
+    )
+    if load_keyed_json(output / "candidates.done.json", key) is not None:
+        logger.info("candidates up to date in %s", output / "candidates.jsonl")
+        return generate_candidates(None, None, rows, n_max, output / "candidates.jsonl", key, **sampling), key
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    processor = model_processor(model_args, trust_remote_code=args.trust_remote_code)
+    model = load_generator(model_args, trainable=False, trust_remote_code=args.trust_remote_code).to(device)
+    candidates = generate_candidates(model, processor, rows, n_max, output / "candidates.jsonl", key, **sampling)
+    write_atomic(output / "candidates.done.json", json.dumps({"key": key, "n": n_max}) + "\n")
+    return candidates, key
+
+
+def selector_scores(rows, candidates, selectors, args, key: str, output: Path) -> dict[str, list[list[float]]]:
+    """Every candidate's score by each model-based selector, saved per selector under a key of its settings."""
+    from .report import write_atomic
+
+    scores = {}
+    for selector in (s for s in selectors if s in SCORED_SELECTORS):
+        model_path = args.reward_model_name_or_path if selector == "score_model" else args.clip_model_name_or_path
+        order = args.prompt_order if selector == "score_model" else None
+        score_key = fingerprint(key, selector, model_path, args.reward_min_pixels, args.reward_max_pixels, order)
+        path = output / f"scores-{selector}.json"
+        cached = load_keyed_json(path, score_key)
+        if cached is None:
+            logger.info("scoring %d candidates with %s", sum(map(len, candidates)), selector)
+            scores[selector] = score_candidates(load_selector_scorer(selector, args), rows, candidates)
+            write_atomic(path, json.dumps({"key": score_key, "scores": scores[selector]}) + "\n")
+        else:
+            scores[selector] = cached["scores"]
+    return scores
+
+
+def candidate_metrics(rows, candidates, truth_scenes: str | None) -> list[list[float]]:
+    """The primary metric of every candidate (captions by fact against the SynthRS truth when given)."""
+    from .eval.harness import score_answer
+
+    scenes = None
+    if truth_scenes:
+        from .data.synthrs import load_scenes
+
+        scenes = load_scenes(truth_scenes, "eval")
+    metrics = []
+    for row, row_candidates in zip(rows, candidates):
+        scene = scenes.get(Path(row["images"][0]).stem) if scenes is not None else None
+        name = PRIMARY_METRIC[row["task"]]
+        metrics.append([score_answer(row, c, scene).get(name, 0.0) for c in row_candidates])
+    return metrics
+
+
+def write_results(result: dict, rows, n_list, args, model_args, output: Path) -> tuple[dict, str]:
+    """metrics.json, the table and the curves of every selector; (summary, markdown table)."""
+    from .report import line_plot, markdown_table, write_atomic
+
+    tasks = sorted({r["task"] for r in rows})
+    table_rows = []
+    for selector, by_n in result["results"].items():
+        for n, values in by_n.items():
+            table_rows.append([selector, n, *[values.get(t, float("nan")) for t in tasks], values["mean"]])
+    header = ["selector", "N", *[f"{t} ({PRIMARY_METRIC[t]})" for t in tasks], "mean over tasks"]
+    table = markdown_table(header, table_rows)
+    figures = output / "figures"
+    for selector, by_n in result["results"].items():
+        line_plot(
+            {t: (n_list, [by_n[n][t] for n in n_list]) for t in [*tasks, "mean"]},
+            figures / f"bon_{selector}.png",
+            xlabel="N (candidates)",
+            ylabel="metric of the selected answer",
+            title=f"best-of-N, {selector}",
+            logx=True,
+        )
+    line_plot(
+        {s: (n_list, [by_n[n]["mean"] for n in n_list]) for s, by_n in result["results"].items()},
+        figures / "bon_selectors.png",
+        xlabel="N (candidates)",
+        ylabel="mean metric over tasks",
+        title="best-of-N by selector",
+        logx=True,
+    )
+    summary = {
+        "policy": model_args.model_name_or_path,
+        "data": args.eval_data,
+        "rows": {t: sum(r["task"] == t for r in rows) for t in tasks},
+        "n_list": n_list,
+        "temperature": args.temperature,
+        "repeats": args.repeats,
+        "seed": args.seed,
+        "results": {s: {str(n): v for n, v in by_n.items()} for s, by_n in result["results"].items()},
+    }
+    write_atomic(output / "metrics.json", json.dumps(summary, indent=2) + "\n")
+    write_atomic(
+        output / "report.md",
+        f"# Best-of-N of `{model_args.model_name_or_path}`\n\nData `{args.eval_data}`, temperature "
+        f"{args.temperature}, {args.repeats} sub-sample draw(s) per N.\n\n{table}\n\n"
+        "![selectors](figures/bon_selectors.png)\n"
+        + (
+            "\nEvery candidate with its scores and each selector's pick: [browse/index.html](browse/index.html).\n"
+            if args.browse_max_rows > 0
+            else ""
+        ),
+    )
+    return summary, table

@@ -14,6 +14,42 @@ from trl import ModelConfig, RewardConfig
 from .data.chat import prompt_order_field
 
 
+# ------------------------------------------------------------------------------------------------ shared fields
+# Fields that several tasks take, declared once; a task's arguments inherit the mixins it needs.
+
+
+@dataclass
+class ImageRootArguments:
+    image_root: str | None = field(
+        default=None,
+        metadata={"help": "Folder image paths are relative to (default: the folder of the file that names them)."},
+    )
+
+
+@dataclass
+class StrictArguments:
+    strict: bool = field(default=False, metadata={"help": "Raise on the first unusable row instead of rejecting it."})
+
+
+@dataclass
+class RemoteCodeArguments:
+    trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the Hub."})
+
+
+@dataclass
+class ScoreModelArguments:
+    """The score model that a task reads (GRPO rewards and monitor, the best-of-N selector): a ScoreRS folder, a
+    LoRA adapter or a full model, with its own dtype and pixel budget."""
+
+    reward_model_name_or_path: str | None = field(
+        default=None, metadata={"help": "The score model (ScoreRS layout, LoRA adapter or full model)."}
+    )
+    reward_model_dtype: str = field(default="auto", metadata={"help": "dtype of the score model."})
+    reward_min_pixels: int | None = field(default=None, metadata={"help": "Score model's smallest image area."})
+    reward_max_pixels: int | None = field(default=None, metadata={"help": "Score model's largest image area."})
+    prompt_order: str = prompt_order_field()
+
+
 @dataclass
 class RSModelConfig(ModelConfig):
     """TRL's `ModelConfig` plus what a VLM needs.
@@ -68,7 +104,7 @@ class RSModelConfig(ModelConfig):
 
 
 @dataclass
-class PreferenceDataArguments:
+class PreferenceDataArguments(ImageRootArguments, StrictArguments):
     """Where the preference pairs come from (`rs_reward.data.preference.load_preference_pairs`).
 
     > Parameters that choose the data
@@ -84,7 +120,6 @@ class PreferenceDataArguments:
     dataset_name: str = field(
         default=None, metadata={"help": "Training pairs: RSRM folder, JSONL/parquet file, datasets folder or Hub id."}
     )
-    image_root: str | None = field(default=None, metadata={"help": "Folder that image paths are relative to."})
     dataset_train_split: str = field(default="train", metadata={"help": "Split of a `datasets` source for training."})
     eval_dataset_name: str | None = field(default=None, metadata={"help": "Held-out pairs (same formats)."})
     eval_image_root: str | None = field(default=None, metadata={"help": "Image root of the held-out pairs."})
@@ -93,7 +128,6 @@ class PreferenceDataArguments:
         default=None, metadata={"help": "Use at most this many training pairs (shuffled by seed)."}
     )
     max_eval_pairs: int | None = field(default=None, metadata={"help": "Use at most this many held-out pairs."})
-    strict: bool = field(default=False, metadata={"help": "Raise on the first unusable row instead of rejecting it."})
 
 
 @dataclass
@@ -144,7 +178,7 @@ class RSRewardConfig(RewardConfig):
 
 
 @dataclass
-class GRPOScriptArguments:
+class GRPOScriptArguments(ImageRootArguments, StrictArguments, ScoreModelArguments):
     """Script arguments of `rs-reward grpo`: the RL prompts and the rewards (`rs_reward.rewards`).
 
     > Parameters that choose the data
@@ -162,7 +196,6 @@ class GRPOScriptArguments:
     """
 
     dataset_name: str = field(default=None, metadata={"help": "RL prompts: JSONL / JSON / parquet of canonical rows."})
-    image_root: str | None = field(default=None, metadata={"help": "Folder image paths are relative to."})
     reward_types: str | None = field(
         default=None, metadata={"help": "Comma-separated reward types to train on (default: all)."}
     )
@@ -170,7 +203,6 @@ class GRPOScriptArguments:
     prompt_suffix: str = field(
         default="", metadata={"help": "Appended to each question (e.g. the think/answer instruction)."}
     )
-    strict: bool = field(default=False, metadata={"help": "Raise on the first unusable row instead of rejecting it."})
     reward_funcs: list[str] = field(
         default_factory=lambda: ["format", "accuracy"],
         metadata={
@@ -178,14 +210,7 @@ class GRPOScriptArguments:
             "iou_graded, score_model, score_vs_reference; or a custom one by dotted path (`my_pkg.rewards.fn`)."
         },
     )
-    reward_model_name_or_path: str | None = field(
-        default=None, metadata={"help": "The score model used by score-model rewards and the hacking monitor."}
-    )
-    reward_model_dtype: str = field(default="auto", metadata={"help": "dtype of the score model."})
-    reward_min_pixels: int | None = field(default=None, metadata={"help": "Score model's smallest image area."})
-    reward_max_pixels: int | None = field(default=None, metadata={"help": "Score model's largest image area."})
     reward_batch_size: int = field(default=16, metadata={"help": "Rows per score-model forward pass."})
-    prompt_order: str = prompt_order_field()
     reward_routes: str = field(
         default="em=exact_match,mc=multiple_choice,iou=iou_graded,open=score_vs_reference",
         metadata={"help": "reward_type=function pairs used by `accuracy` (`none`: no accuracy reward)."},
@@ -258,14 +283,14 @@ class DemoConfig:
         default="recipes/tiny/sft/config_curated.yaml", metadata={"help": "SFT on curated data."}
     )
     vlm_eval_recipe: str = field(
-        default="recipes/tiny/eval/config_vlm.yaml", metadata={"help": "VLM evaluation recipe."}
+        default="recipes/tiny/eval_vlm/config_synthrs.yaml", metadata={"help": "VLM evaluation recipe."}
     )
     curated_clip_recipe: str = field(
         default="recipes/tiny/clip/config_curated.yaml",
         metadata={"help": "CLIP fine-tuning on each curation arm's captions (empty: skip the CLIP arms)."},
     )
     clip_eval_recipe: str = field(
-        default="recipes/tiny/eval/config_clip.yaml", metadata={"help": "CLIP evaluation recipe."}
+        default="recipes/tiny/eval_clip/config_synthrs.yaml", metadata={"help": "CLIP evaluation recipe."}
     )
     arm_selection: str = field(
         default="caption=0.3,instruction=0.6",
@@ -324,3 +349,290 @@ class DemoConfig:
             raise ValueError(f"bon_n_list must hold N values >= 1, got {self.bon_n_list}")
         if not all(0 < f <= 1 for f in self.keep_fractions):
             raise ValueError(f"keep_fractions must lie in (0, 1], got {self.keep_fractions}")
+
+
+# ------------------------------------------------------------------------------------------------ evaluation
+# One task per kind of model (`rs-reward eval_reward | eval_vlm | eval_clip | eval_curation`), so that each
+# `--help` shows only its own fields; what they share is in the first two classes.
+
+
+@dataclass
+class EvalOutputArguments(RemoteCodeArguments):
+    """Where an evaluation writes (metrics.json, report.md, figures) and whether custom model code may run."""
+
+    output_dir: str = field(default="runs/eval", metadata={"help": "Folder for metrics.json, report.md and figures."})
+
+
+@dataclass
+class EvalSetArguments(EvalOutputArguments):
+    """An evaluation set in any of the layouts `rs_reward.data.evalsets.read_eval_rows` reads."""
+
+    eval_data: str = field(default=None, metadata={"help": "Eval file or folder (format from `eval_format`)."})
+    eval_format: str = field(
+        default="auto",
+        metadata={
+            "help": "canonical (eval.jsonl), vhm (VHM JSON), lhrs (LHRS-Bench), imagefolder, karpathy, rsvqa (raw "
+            "RSVQA split files), dior_rsvg (DIOR-RSVG XML folder), or auto."
+        },
+    )
+    max_rows: int | None = field(default=None, metadata={"help": "Evaluate at most this many rows per task."})
+
+    def __post_init__(self):
+        if not self.eval_data:
+            raise ValueError("eval_data is required: an eval file or folder (`--eval_data path`)")
+
+
+@dataclass
+class RewardEvalArguments(EvalOutputArguments):
+    """`rs-reward eval_reward`: a reward model on held-out preference pairs (with `PreferenceDataArguments` and
+    `RSModelConfig`): pairwise accuracy per task / source / operator, the image-blind control, a score histogram."""
+
+    batch_size: int = field(default=16, metadata={"help": "Pairs per forward pass."})
+    blind_control: bool = field(default=True, metadata={"help": "Also score with every image blanked."})
+    store_statistics: bool = field(
+        default=False, metadata={"help": "Write score_mean/score_std into the model's config."}
+    )
+
+
+@dataclass
+class VLMEvalArguments(EvalSetArguments):
+    """`rs-reward eval_vlm`: a generator VLM (with `RSModelConfig`): classification and VQA (strict match), multiple
+    choice (option letter), grounding (Acc@IoU 0.5), captions (facts against SynthRS truth when given)."""
+
+    truth_scenes: str | None = field(
+        default=None, metadata={"help": "SynthRS folder whose truth scores captions by fact."}
+    )
+    max_new_tokens: int = field(default=64, metadata={"help": "Tokens generated per answer (greedy)."})
+    batch_size: int = field(default=16, metadata={"help": "Rows per generate call."})
+
+
+@dataclass
+class ClipEvalArguments(EvalSetArguments):
+    """`rs-reward eval_clip`: a CLIP / SigLIP: zero-shot classification (an ImageFolder, the paper's templates) or
+    image-text retrieval (a caption set)."""
+
+    model_name_or_path: str = field(default=None, metadata={"help": "CLIP / SigLIP folder or Hub id."})
+    dtype: str | None = field(default=None, metadata={"help": "Weights dtype (float32, bfloat16, ...)."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        if not self.model_name_or_path:
+            raise ValueError("model_name_or_path is required (`--model_name_or_path runs/demo/clip`)")
+
+
+@dataclass
+class CurationEvalArguments(EvalOutputArguments):
+    """`rs-reward eval_curation`: how well each scorer curates a pool, against its true quality (SynthRS)."""
+
+    scores: list[str] = field(
+        default=None, metadata={"help": "Scorers as `name=folder` of `rs-reward score` outputs, one per value."}
+    )
+    truth: str = field(default=None, metadata={"help": "Parquet of `id, quality` (SynthRS pool/truth.parquet)."})
+    fractions: list[float] = field(
+        default_factory=lambda: [0.1, 0.2, 0.3, 0.5], metadata={"help": "Keep fractions to measure."}
+    )
+    good_quality: float = field(default=0.75, metadata={"help": "True quality that counts as good."})
+
+    def __post_init__(self):
+        if not self.scores or not self.truth:
+            raise ValueError("scores (name=folder ...) and truth (pool/truth.parquet) are required")
+        bad = [s for s in self.scores if "=" not in s]
+        if bad:
+            raise ValueError(f"scores: each value is name=folder, got {bad}")
+        if not all(0 < f <= 1 for f in self.fractions):
+            raise ValueError(f"fractions must lie in (0, 1], got {self.fractions}")
+
+
+# ------------------------------------------------------------------------------------------------ the other tasks
+
+
+@dataclass
+class SFTScriptArguments(ImageRootArguments, StrictArguments):
+    """Where the SFT rows come from."""
+
+    dataset_name: str = field(
+        default=None, metadata={"help": "A JSONL file of canonical SFT rows (id, images, messages)."}
+    )
+    tasks: str | None = field(
+        default=None, metadata={"help": "Keep only rows of these tasks, comma-separated (e.g. `caption`)."}
+    )
+    max_train_rows: int | None = field(
+        default=None, metadata={"help": "Use at most this many rows (shuffled by seed)."}
+    )
+
+
+@dataclass
+class ScoreArguments(ImageRootArguments, RemoteCodeArguments):
+    """What to score, with what, and where to write it."""
+
+    pool: str = field(
+        default=None, metadata={"help": "The pool: CSV/JSONL/parquet file or folder, or a datasets dataset."}
+    )
+    output_dir: str = field(default="runs/score", metadata={"help": "Folder for shards, rejects and the manifest."})
+    scorer: str = field(
+        default="reward_model",
+        metadata={"help": "reward_model, clip or random.", "choices": ["reward_model", "clip", "random"]},
+    )
+    batch_size: int = field(default=32, metadata={"help": "Rows per forward pass."})
+    shard_size: int = field(default=1024, metadata={"help": "Rows per shard (the unit of resumption)."})
+    num_workers: int = field(
+        default=0, metadata={"help": "Threads opening images and encoding batches while the model runs."}
+    )
+    shared_prefix: bool = field(
+        default=True,
+        metadata={"help": "Score rows of one image and question behind one prefix (reward_model; same scores)."},
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the random scorer."})
+    max_rows: int | None = field(default=None, metadata={"help": "Score only the first rows of the pool."})
+    id_column: str | None = field(
+        default=None, metadata={"help": "Column of unique row ids (default `id`, else the row index)."}
+    )
+    image_column: str | None = field(default=None, metadata={"help": "Image path column (default: detected)."})
+    text_column: str | None = field(default=None, metadata={"help": "Text column (default: detected, e.g. `title`)."})
+    question_column: str | None = field(
+        default=None, metadata={"help": "Question column (default `question` if present)."}
+    )
+    max_text_tokens: int = field(
+        default=1024, metadata={"help": "Questions and texts are cut to this many tokens (counted in the manifest)."}
+    )
+    max_batch_tokens: int = field(default=32768, metadata={"help": "Text tokens per batch, padded (memory bound)."})
+    prompt_order: str = prompt_order_field()
+    duplicate_ids: str = field(
+        default="reject",
+        metadata={"help": "A row repeating an earlier id: `reject` (to load_rejects.jsonl) or `suffix` (`<id>#2`)."},
+    )
+
+
+@dataclass
+class FilterArguments(ImageRootArguments):
+    """Which scores, which fractions, where to write."""
+
+    scores: str = field(default=None, metadata={"help": "A folder written by `rs-reward score`."})
+    pool: str = field(default=None, metadata={"help": "The pool that was scored (to write the kept rows)."})
+    output_dir: str = field(default="runs/filter", metadata={"help": "Folder; one subfolder per selection."})
+    fractions: str = field(
+        default="0.3",
+        metadata={"help": "Keep fractions, `;`-separated selections, each `0.3` or `caption=0.3,instruction=0.6`."},
+    )
+    threshold: float | None = field(
+        default=None, metadata={"help": "Keep rows scoring at least this (instead of fractions)."}
+    )
+    caption_prompt: str = field(
+        default="Describe this image.", metadata={"help": "User turn of caption rows in sft.jsonl."}
+    )
+    browse: bool = field(
+        default=True,
+        metadata={"help": "Also write the browser page `<output_dir>/browse/index.html` (`rs-reward browse`)."},
+    )
+    browse_max_rows: int = field(default=10, metadata={"help": "Rows per table and task on the page."})
+    push_to_hub: bool = field(
+        default=False,
+        metadata={"help": "Push each subset as a Hub dataset repo (images embedded in parquet, the data card)."},
+    )
+    hub_dataset_id: str | None = field(
+        default=None,
+        metadata={"help": "Hub repo of the subset (`owner/name`; with several subsets, `-<subset>` is appended)."},
+    )
+    hub_private_repo: bool | None = field(default=None, metadata={"help": "Create the Hub repos private."})
+
+
+@dataclass
+class BrowseArguments(ImageRootArguments):
+    """Which scores to show, and how much of them.
+
+    Args:
+        scores (`str`): a folder written by `rs-reward score`.
+        compare (`str` or `None`, defaults to `None`): a second scores folder of the same pool, shown beside it.
+        pool (`str` or `None`, defaults to `None`): the scored pool (default: the one in the scores' manifest).
+        image_root (`str` or `None`, defaults to `None`): the pool's image root (default: the pool file's folder).
+        truth (`str` or `None`, defaults to `"auto"`): SynthRS `truth.parquet`; `auto` uses one beside the pool.
+        fractions (`list[str]`, defaults to `["0.3"]`): keep fractions whose cuts are drawn.
+        max_rows (`int`, defaults to 10): rows per table and task.
+        sample_rows (`int`, defaults to 40): rows spread over the ranks for the slider view.
+        scatter_points (`int`, defaults to 400): points of each task's scatter of the two scores.
+        output_dir (`str`, defaults to `"runs/browse"`): folder of `index.html` and `thumbs/`.
+        screenshot (`str` or `None`, defaults to `None`): also save a PNG of the page (needs Chromium).
+    """
+
+    scores: str = field(default=None, metadata={"help": "A folder written by `rs-reward score`."})
+    compare: str | None = field(default=None, metadata={"help": "A second scores folder of the same pool."})
+    pool: str | None = field(default=None, metadata={"help": "The pool (default: the scores' manifest's)."})
+    truth: str | None = field(default="auto", metadata={"help": "SynthRS truth.parquet; `auto`: beside the pool."})
+    fractions: list[str] = field(default_factory=lambda: ["0.3"], metadata={"help": "Keep fractions to draw."})
+    max_rows: int = field(default=10, metadata={"help": "Rows per table and task."})
+    sample_rows: int = field(default=40, metadata={"help": "Rows spread over the ranks for the slider view."})
+    scatter_points: int = field(default=400, metadata={"help": "Points of each task's scatter of two scores."})
+    output_dir: str = field(default="runs/browse", metadata={"help": "Folder of index.html and thumbs/."})
+    screenshot: str | None = field(default=None, metadata={"help": "Also save a PNG of the page (Chromium)."})
+
+    def __post_init__(self):
+        if not self.scores:
+            raise ValueError("browse: give --scores, a folder written by `rs-reward score`")
+        if min(self.max_rows, self.sample_rows, self.scatter_points) < 1:
+            raise ValueError("browse: --max_rows, --sample_rows and --scatter_points must be at least 1")
+        if self.truth in ("none", "None", ""):
+            self.truth = None
+
+
+@dataclass
+class ClipArguments(ImageRootArguments, RemoteCodeArguments):
+    """Data, optimisation and output of CLIP fine-tuning (the paper: batch 1024, LR 1e-5, wd 1.0, 200 warm-up, 5 epochs)."""
+
+    model_name_or_path: str = field(
+        default="tiny:clip-tiny", metadata={"help": "CLIP checkpoint (folder, Hub id or tiny: alias)."}
+    )
+    train_file: str = field(default=None, metadata={"help": "CSV (filepath,title) or SFT JSONL of image-text pairs."})
+    output_dir: str = field(default="runs/clip", metadata={"help": "Where the fine-tuned model and processor go."})
+    global_batch_size: int = field(
+        default=64, metadata={"help": "Pairs per step over all processes (negatives span it)."}
+    )
+    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate."})
+    weight_decay: float = field(default=1.0, metadata={"help": "AdamW weight decay (the paper: 1.0)."})
+    warmup_steps: int = field(default=200, metadata={"help": "Linear warm-up steps, then cosine decay."})
+    num_train_epochs: float = field(default=5.0, metadata={"help": "Epochs over the pairs."})
+    max_steps: int | None = field(default=None, metadata={"help": "Stop after this many steps."})
+    seed: int = field(default=0, metadata={"help": "Seed of shuffling and initialisation."})
+    logging_steps: int = field(default=20, metadata={"help": "Log the loss every this many steps."})
+    push_to_hub: bool = field(default=False, metadata={"help": "Push the finished folder, card included, to the Hub."})
+    hub_model_id: str | None = field(
+        default=None, metadata={"help": "Hub repo (`owner/name`; default: the output folder's name, your account)."}
+    )
+    hub_private_repo: bool | None = field(default=None, metadata={"help": "Create the Hub repo private."})
+
+
+@dataclass
+class BoNArguments(ScoreModelArguments, RemoteCodeArguments):
+    """What to sample, how to select, where to write."""
+
+    eval_data: str = field(default=None, metadata={"help": "Eval rows (any layout `rs-reward eval_vlm` reads)."})
+    eval_format: str = field(default="auto", metadata={"help": "canonical, vhm, lhrs, karpathy or auto."})
+    truth_scenes: str | None = field(default=None, metadata={"help": "SynthRS folder: caption rows scored by fact."})
+    tasks: str | None = field(default=None, metadata={"help": "Comma-separated tasks to keep (default: all)."})
+    max_rows: int | None = field(default=None, metadata={"help": "At most this many rows per task."})
+    n_list: str = field(default="1,2,4,8,16", metadata={"help": "The N values; the largest is generated."})
+    temperature: float = field(default=0.95, metadata={"help": "Sampling temperature (the paper: 0.95)."})
+    max_new_tokens: int = field(default=64, metadata={"help": "Tokens per candidate."})
+    batch_size: int = field(default=8, metadata={"help": "Prompts per generate call (x N sequences)."})
+    selectors: str = field(
+        default="score_model,clip_score,majority_vote,random,oracle",
+        metadata={"help": "Selectors: score_model, clip_score, majority_vote, random, oracle."},
+    )
+    clip_model_name_or_path: str | None = field(default=None, metadata={"help": "CLIP / SigLIP of `clip_score`."})
+    score_batch_size: int = field(default=32, metadata={"help": "Candidates per scoring forward pass."})
+    repeats: int = field(default=4, metadata={"help": "Sub-sample draws averaged per N."})
+    seed: int = field(default=0, metadata={"help": "Seed of sampling, sub-sampling and the random selector."})
+    output_dir: str = field(default="runs/bon", metadata={"help": "Folder for candidates, scores, table and plots."})
+    browse_max_rows: int = field(
+        default=8, metadata={"help": "Questions per task on the page `<output_dir>/browse/index.html` (0: no page)."}
+    )
+
+
+@dataclass
+class FoundationScriptArguments:
+    publish: bool = field(
+        default=False,
+        metadata={"help": "Copy the trained model over the committed `tiny:qwen2-vl-synthrs` folder."},
+    )
+    recipe: str = field(
+        default="recipes/tiny/foundation/config.yaml", metadata={"help": "Recipe named in the model card."}
+    )

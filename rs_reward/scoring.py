@@ -446,3 +446,38 @@ def read_scores(output_dir: str | Path, columns: list[str] | None = None):
     if not files:
         raise FileNotFoundError(f"no score shards in {output_dir}/shards")
     return pq.ParquetDataset(files).read(columns=columns).to_pandas()
+
+
+def lock_output(output: Path):
+    """An exclusive lock on `output/.lock` for this process's life: a second command scoring into the same folder
+    is refused at once instead of doing all the work again. The OS releases it when the process ends."""
+    import fcntl
+
+    output.mkdir(parents=True, exist_ok=True)
+    handle = (output / ".lock").open("a")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ValueError(
+            f"{output} is being scored by another command; wait for it to finish (then rerun to reuse its scores),"
+            " or use another output_dir"
+        ) from None
+    return handle
+
+
+def check_output_folder(output: Path, fingerprint: str) -> None:
+    """Refuse a folder holding scores of another pool, shard size or scorer; a folder whose `run.json` names
+    another run (or cannot be read) but holds no scores yet is taken over (nothing would be lost)."""
+    run_file = output / "run.json"
+    if not run_file.is_file():
+        return
+    try:
+        recorded = json.loads(run_file.read_text()).get("fingerprint")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+        recorded = None
+    if recorded == fingerprint:
+        return
+    if any((output / "shards").glob("scores-*.parquet")):
+        what = "another pool, shard size or scorer" if recorded else "an unreadable run.json"
+        raise ValueError(f"{output} holds scores of {what}; use a new output_dir, or delete {output} to start over")

@@ -193,7 +193,13 @@ def test_reward_training_and_its_evaluation(images, tmp_path, console_output):
     assert int(re.search(r"texts cut to 1024 tokens +(\d+)", text).group(1)) >= 1  # the 20,000-word caption
 
     code = console(
-        ["eval", "--config", str(ROOT / "recipes/tiny/eval/config_reward.yaml"), "--model_name_or_path", str(out)]
+        [
+            "eval_reward",
+            "--config",
+            str(ROOT / "recipes/tiny/eval_reward/config_synthrs.yaml"),
+            "--model_name_or_path",
+            str(out),
+        ]
         + ["--dataset_name", data, "--eval_dataset_name", data, "--output_dir", str(tmp_path / "eval")]
         + ["--blind_control", "false"]
     )
@@ -231,7 +237,7 @@ def _eval_file(images) -> int:
 def test_vlm_evaluation(images, tmp_path, console_output):
     rows_in = _eval_file(images)
     code = console(
-        ["eval", "--config", str(ROOT / "recipes/tiny/eval/config_vlm.yaml"), "--model_name_or_path"]
+        ["eval_vlm", "--config", str(ROOT / "recipes/tiny/eval_vlm/config_synthrs.yaml"), "--model_name_or_path"]
         + [tiny_model_path("qwen2-vl-tiny"), "--eval_data", str(images / "eval.jsonl"), "--truth_scenes", ""]
         + ["--output_dir", str(tmp_path / "vlm"), "--max_new_tokens", "4", "--max_rows", "1000"]
     )

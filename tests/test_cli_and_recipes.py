@@ -82,3 +82,21 @@ def test_synth_runs_from_the_command_line(tmp_path):
     ]
     assert main(args) == 0
     assert (out / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "task, shown, hidden",
+    [
+        ("eval_clip", ["--eval_data", "--model_name_or_path"], ["--blind_control", "--lora_r", "--scores"]),
+        ("eval_vlm", ["--eval_data", "--truth_scenes", "--max_pixels"], ["--blind_control", "--scores"]),
+        ("eval_reward", ["--blind_control", "--eval_dataset_name"], ["--eval_data", "--truth_scenes", "--scores"]),
+        ("eval_curation", ["--scores", "--truth", "--fractions"], ["--eval_data", "--model_name_or_path"]),
+    ],
+)
+def test_each_evaluation_shows_only_its_own_fields(task, shown, hidden, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([task, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    assert all(flag in text for flag in shown), shown
+    assert not any(flag in text for flag in hidden), hidden

@@ -73,9 +73,9 @@ def test_scoring_routes_each_task_to_its_metric(synthrs):
 
 def test_vlm_eval_task_writes_metrics_and_predictions(synthrs, tmp_path):
     args = [
-        "eval",
+        "eval_vlm",
         "--config",
-        str(ROOT / "recipes/tiny/eval/config_vlm.yaml"),
+        str(ROOT / "recipes/tiny/eval_vlm/config_synthrs.yaml"),
         "--model_name_or_path",
         "tiny:qwen2-vl-tiny",
         "--eval_data",
@@ -101,9 +101,9 @@ def test_vlm_eval_task_writes_metrics_and_predictions(synthrs, tmp_path):
 @pytest.mark.parametrize("data", ["eval/classification", "eval/dataset_synthrs.json"])
 def test_clip_eval_task(synthrs, tmp_path, data):
     args = [
-        "eval",
+        "eval_clip",
         "--config",
-        str(ROOT / "recipes/tiny/eval/config_clip.yaml"),
+        str(ROOT / "recipes/tiny/eval_clip/config_synthrs.yaml"),
         "--model_name_or_path",
         "tiny:clip-tiny",
         "--eval_data",

@@ -310,9 +310,9 @@ def test_eval_task_scores_a_trained_model(synthrs, tmp_path):
     assert (
         main(
             [
-                "eval",
+                "eval_reward",
                 "--config",
-                str(ROOT / "recipes/tiny/eval/config_reward.yaml"),
+                str(ROOT / "recipes/tiny/eval_reward/config_synthrs.yaml"),
                 "--model_name_or_path",
                 str(out),
                 "--eval_dataset_name",

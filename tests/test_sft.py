@@ -51,11 +51,11 @@ def test_sft_two_steps_train_on_images(sft_file, tmp_path):
     """The task's `main` called with dataclasses, as the pipeline and TRL's scripts do (no argv)."""
     from trl import SFTConfig
 
-    from rs_reward.configs import RSModelConfig
+    from rs_reward.configs import RSModelConfig, SFTScriptArguments
     from rs_reward.scripts import sft
 
     out = tmp_path / "out"
-    script_args = sft.SFTScriptArguments(dataset_name=str(sft_file))
+    script_args = SFTScriptArguments(dataset_name=str(sft_file))
     training_args = SFTConfig(
         output_dir=str(out),
         max_steps=2,

@@ -97,3 +97,16 @@ def load_rl_prompts(
     if not rows:
         raise ValueError(f"no usable RL prompt in {path} ({rejects.summary()}, {skipped} of other reward types)")
     return Dataset.from_list(rows).cast_column("images", List(Image())).with_transform(rgb_images)
+
+
+def image_lookup(train):
+    """`row id -> first image` of the prompt rows, decoding only the rows asked for (the page shows a few)."""
+    if "id" not in train.column_names:
+        return None
+    index = {str(row_id): i for i, row_id in enumerate(train["id"])}
+
+    def image_of(row_id):
+        i = index.get(str(row_id))
+        return None if i is None else (train[i].get("images") or [None])[0]
+
+    return image_of

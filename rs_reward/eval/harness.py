@@ -10,6 +10,7 @@ CLIP: zero-shot classification with the paper's prompt templates (top-1 / top-5)
 from __future__ import annotations
 
 from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -20,6 +21,37 @@ from ..data.images import open_image
 
 
 CLIP_TEMPLATES = ("a satellite photo of {}.", "a satellite image of {}")  # the paper's (SkyScript, ScoreRS)
+
+
+def load_eval_set(eval_args, output: Path, *, questions: bool) -> tuple[list[dict], list[str] | None]:
+    """The rows of `eval_args.eval_data` (any layout `read_eval_rows` reads; `max_rows` per task) and the class
+    names of a classification folder; unusable rows go to `output/rejects.jsonl`. `questions`: the rows must
+    carry a question (a VLM's eval set; a CLIP's need not)."""
+    import logging
+
+    from ..data.evalsets import check_eval_rows, first_per_task, read_eval_rows
+    from ..data.io import Rejects
+
+    rejects = Rejects()
+    rows, class_names = read_eval_rows(eval_args.eval_data, eval_args.eval_format, rejects)
+    rows = check_eval_rows(rows, rejects, questions=questions)
+    if eval_args.max_rows is not None:
+        rows = first_per_task(rows, eval_args.max_rows)
+    rejects.write(output / "rejects.jsonl")
+    logging.getLogger(__name__).info("%d eval rows; %s", len(rows), rejects.summary())
+    return rows, class_names
+
+
+def write_eval_result(output: Path, model: str, data: str, metrics: dict, table: str, predictions=()) -> None:
+    """`metrics.json` (model, data, metrics), `predictions.jsonl` and `report.md` of an evaluation."""
+    import json
+
+    from ..report import write_atomic
+
+    result = {"model": model, "data": data, "metrics": metrics}
+    write_atomic(output / "metrics.json", json.dumps(result, indent=2) + "\n")
+    write_atomic(output / "predictions.jsonl", "".join(json.dumps(p, ensure_ascii=False) + "\n" for p in predictions))
+    write_atomic(output / "report.md", f"# Evaluation of `{model}`\n\nData: `{data}`.\n\n{table}\n")
 
 
 def vlm_prompt(row: dict, grounding_template: str = GROUNDING_TEMPLATE) -> str:

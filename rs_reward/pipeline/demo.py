@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from rs_reward.configs import DemoConfig
-from rs_reward.scripts import bon, browse, clip, eval, filter, grpo, reward, score, sft, synth
+from rs_reward.scripts import bon, browse, clip, eval_clip, eval_vlm, filter, grpo, reward, score, sft, synth
 
 from .report import DemoResults, arm_score, grpo_curves, write_report
 from .runner import run_parallel, run_stage, task_configs
@@ -33,7 +33,7 @@ def evaluate_vlm(demo: DemoConfig, name: str, model_dir: Path, data: Path, outpu
     eval_dir = output / "eval" / name
     seconds = run_stage(
         f"eval-{name}",
-        eval,
+        eval_vlm,
         eval_dir,
         force=demo.force,
         recipe=demo.vlm_eval_recipe,
@@ -73,7 +73,7 @@ def clip_arm(
         eval_dir = output / "eval" / f"clip-{arm}-seed{seed}-{kind}"
         run_stage(
             f"eval-clip-{arm}-{seed}-{kind}",
-            eval,
+            eval_clip,
             eval_dir,
             force=demo.force,
             recipe=demo.clip_eval_recipe,

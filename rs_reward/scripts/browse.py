@@ -13,51 +13,12 @@ what is kept. Every view holds at most `--max_rows` rows (a deterministic sample
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-
-@dataclass
-class BrowseArguments:
-    """Which scores to show, and how much of them.
-
-    Args:
-        scores (`str`): a folder written by `rs-reward score`.
-        compare (`str` or `None`, defaults to `None`): a second scores folder of the same pool, shown beside it.
-        pool (`str` or `None`, defaults to `None`): the scored pool (default: the one in the scores' manifest).
-        image_root (`str` or `None`, defaults to `None`): the pool's image root (default: the pool file's folder).
-        truth (`str` or `None`, defaults to `"auto"`): SynthRS `truth.parquet`; `auto` uses one beside the pool.
-        fractions (`list[str]`, defaults to `["0.3"]`): keep fractions whose cuts are drawn.
-        max_rows (`int`, defaults to 10): rows per table and task.
-        sample_rows (`int`, defaults to 40): rows spread over the ranks for the slider view.
-        scatter_points (`int`, defaults to 400): points of each task's scatter of the two scores.
-        output_dir (`str`, defaults to `"runs/browse"`): folder of `index.html` and `thumbs/`.
-        screenshot (`str` or `None`, defaults to `None`): also save a PNG of the page (needs Chromium).
-    """
-
-    scores: str = field(default=None, metadata={"help": "A folder written by `rs-reward score`."})
-    compare: str | None = field(default=None, metadata={"help": "A second scores folder of the same pool."})
-    pool: str | None = field(default=None, metadata={"help": "The pool (default: the scores' manifest's)."})
-    image_root: str | None = field(default=None, metadata={"help": "Image root (default: the pool's folder)."})
-    truth: str | None = field(default="auto", metadata={"help": "SynthRS truth.parquet; `auto`: beside the pool."})
-    fractions: list[str] = field(default_factory=lambda: ["0.3"], metadata={"help": "Keep fractions to draw."})
-    max_rows: int = field(default=10, metadata={"help": "Rows per table and task."})
-    sample_rows: int = field(default=40, metadata={"help": "Rows spread over the ranks for the slider view."})
-    scatter_points: int = field(default=400, metadata={"help": "Points of each task's scatter of two scores."})
-    output_dir: str = field(default="runs/browse", metadata={"help": "Folder of index.html and thumbs/."})
-    screenshot: str | None = field(default=None, metadata={"help": "Also save a PNG of the page (Chromium)."})
-
-    def __post_init__(self):
-        if not self.scores:
-            raise ValueError("browse: give --scores, a folder written by `rs-reward score`")
-        if min(self.max_rows, self.sample_rows, self.scatter_points) < 1:
-            raise ValueError("browse: --max_rows, --sample_rows and --scatter_points must be at least 1")
-        if self.truth in ("none", "None", ""):
-            self.truth = None
-
 
 def make_parser():
     """The task's parser: TRL's, over its dataclasses (`--config recipe.yaml`, then flags)."""
     from trl import TrlParser
+
+    from rs_reward.configs import BrowseArguments
 
     return TrlParser((BrowseArguments,))
 

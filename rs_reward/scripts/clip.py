@@ -10,43 +10,14 @@ rows (`sft.jsonl`, caption rows), image paths relative to `image_root`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
-
-
-@dataclass
-class ClipArguments:
-    """Data, optimisation and output of CLIP fine-tuning (the paper: batch 1024, LR 1e-5, wd 1.0, 200 warm-up, 5 epochs)."""
-
-    model_name_or_path: str = field(
-        default="tiny:clip-tiny", metadata={"help": "CLIP checkpoint (folder, Hub id or tiny: alias)."}
-    )
-    train_file: str = field(default=None, metadata={"help": "CSV (filepath,title) or SFT JSONL of image-text pairs."})
-    image_root: str | None = field(
-        default=None, metadata={"help": "Folder image paths are relative to (default: the file's)."}
-    )
-    output_dir: str = field(default="runs/clip", metadata={"help": "Where the fine-tuned model and processor go."})
-    global_batch_size: int = field(
-        default=64, metadata={"help": "Pairs per step over all processes (negatives span it)."}
-    )
-    learning_rate: float = field(default=1e-5, metadata={"help": "AdamW learning rate."})
-    weight_decay: float = field(default=1.0, metadata={"help": "AdamW weight decay (the paper: 1.0)."})
-    warmup_steps: int = field(default=200, metadata={"help": "Linear warm-up steps, then cosine decay."})
-    num_train_epochs: float = field(default=5.0, metadata={"help": "Epochs over the pairs."})
-    max_steps: int | None = field(default=None, metadata={"help": "Stop after this many steps."})
-    seed: int = field(default=0, metadata={"help": "Seed of shuffling and initialisation."})
-    logging_steps: int = field(default=20, metadata={"help": "Log the loss every this many steps."})
-    trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the Hub."})
-    push_to_hub: bool = field(default=False, metadata={"help": "Push the finished folder, card included, to the Hub."})
-    hub_model_id: str | None = field(
-        default=None, metadata={"help": "Hub repo (`owner/name`; default: the output folder's name, your account)."}
-    )
-    hub_private_repo: bool | None = field(default=None, metadata={"help": "Create the Hub repo private."})
 
 
 def make_parser():
     """The task's parser: TRL's, over its dataclasses (`--config recipe.yaml`, then flags)."""
     from trl import TrlParser
+
+    from rs_reward.configs import ClipArguments
 
     return TrlParser((ClipArguments,))
 

@@ -14,49 +14,14 @@ the images embedded, the data card with Hub metadata and the score histogram (st
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
-
-
-@dataclass
-class FilterArguments:
-    """Which scores, which fractions, where to write."""
-
-    scores: str = field(default=None, metadata={"help": "A folder written by `rs-reward score`."})
-    pool: str = field(default=None, metadata={"help": "The pool that was scored (to write the kept rows)."})
-    image_root: str | None = field(
-        default=None, metadata={"help": "Image root of the pool (default: the pool file's folder)."}
-    )
-    output_dir: str = field(default="runs/filter", metadata={"help": "Folder; one subfolder per selection."})
-    fractions: str = field(
-        default="0.3",
-        metadata={"help": "Keep fractions, `;`-separated selections, each `0.3` or `caption=0.3,instruction=0.6`."},
-    )
-    threshold: float | None = field(
-        default=None, metadata={"help": "Keep rows scoring at least this (instead of fractions)."}
-    )
-    caption_prompt: str = field(
-        default="Describe this image.", metadata={"help": "User turn of caption rows in sft.jsonl."}
-    )
-    browse: bool = field(
-        default=True,
-        metadata={"help": "Also write the browser page `<output_dir>/browse/index.html` (`rs-reward browse`)."},
-    )
-    browse_max_rows: int = field(default=10, metadata={"help": "Rows per table and task on the page."})
-    push_to_hub: bool = field(
-        default=False,
-        metadata={"help": "Push each subset as a Hub dataset repo (images embedded in parquet, the data card)."},
-    )
-    hub_dataset_id: str | None = field(
-        default=None,
-        metadata={"help": "Hub repo of the subset (`owner/name`; with several subsets, `-<subset>` is appended)."},
-    )
-    hub_private_repo: bool | None = field(default=None, metadata={"help": "Create the Hub repos private."})
 
 
 def make_parser():
     """The task's parser: TRL's, over its dataclasses (`--config recipe.yaml`, then flags)."""
     from trl import TrlParser
+
+    from rs_reward.configs import FilterArguments
 
     return TrlParser((FilterArguments,))
 

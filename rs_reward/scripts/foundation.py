@@ -10,24 +10,12 @@ The result, committed at `rs_reward/modeling/foundation/qwen2-vl-synthrs` (`tiny
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
-
-@dataclass
-class FoundationScriptArguments:
-    publish: bool = field(
-        default=False,
-        metadata={"help": "Copy the trained model over the committed `tiny:qwen2-vl-synthrs` folder."},
-    )
-    recipe: str = field(
-        default="recipes/tiny/foundation/config.yaml", metadata={"help": "Recipe named in the model card."}
-    )
-
 
 def make_parser():
     """The task's parser: TRL's, over its dataclasses (`--config recipe.yaml`, then flags)."""
     from trl import TrlParser
 
+    from rs_reward.configs import FoundationScriptArguments
     from rs_reward.foundation import FoundationConfig
 
     return TrlParser((FoundationConfig, FoundationScriptArguments))

@@ -31,7 +31,7 @@ def main(script_args, training_args, model_args) -> int:
     from trl import get_peft_config
 
     from rs_reward.data.io import Rejects
-    from rs_reward.data.rl import load_rl_prompts
+    from rs_reward.data.rl import image_lookup, load_rl_prompts
     from rs_reward.hub import generator_model_card
     from rs_reward.modeling import model_processor
     from rs_reward.modeling.loading import describe_trainable, load_generator
@@ -118,7 +118,7 @@ def main(script_args, training_args, model_args) -> int:
             page = write_grpo_page(
                 output_dir / "browse",
                 output_dir / "completions",
-                image_of=_image_of(train),
+                image_of=image_lookup(train),
                 max_rows=script_args.browse_max_rows,
                 title=f"GRPO samples of {output_dir}",
                 policy=str(output_dir),
@@ -160,19 +160,6 @@ def main(script_args, training_args, model_args) -> int:
         rows["samples page"] = str(page)
     logger.info("\n%s", summary_table("GRPO", rows))
     return 0
-
-
-def _image_of(train):
-    """`row id -> first image` of the prompt rows, decoding only the rows asked for (the page shows a few)."""
-    if "id" not in train.column_names:
-        return None
-    index = {str(row_id): i for i, row_id in enumerate(train["id"])}
-
-    def image_of(row_id):
-        i = index.get(str(row_id))
-        return None if i is None else (train[i].get("images") or [None])[0]
-
-    return image_of
 
 
 if __name__ == "__main__":

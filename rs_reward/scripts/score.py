@@ -13,63 +13,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-
-from rs_reward.data.chat import prompt_order_field
-
-
-@dataclass
-class ScoreArguments:
-    """What to score, with what, and where to write it."""
-
-    pool: str = field(
-        default=None, metadata={"help": "The pool: CSV/JSONL/parquet file or folder, or a datasets dataset."}
-    )
-    image_root: str | None = field(
-        default=None, metadata={"help": "Folder image paths are relative to (default: the pool file's)."}
-    )
-    output_dir: str = field(default="runs/score", metadata={"help": "Folder for shards, rejects and the manifest."})
-    scorer: str = field(
-        default="reward_model",
-        metadata={"help": "reward_model, clip or random.", "choices": ["reward_model", "clip", "random"]},
-    )
-    batch_size: int = field(default=32, metadata={"help": "Rows per forward pass."})
-    shard_size: int = field(default=1024, metadata={"help": "Rows per shard (the unit of resumption)."})
-    num_workers: int = field(
-        default=0, metadata={"help": "Threads opening images and encoding batches while the model runs."}
-    )
-    shared_prefix: bool = field(
-        default=True,
-        metadata={"help": "Score rows of one image and question behind one prefix (reward_model; same scores)."},
-    )
-    seed: int = field(default=0, metadata={"help": "Seed of the random scorer."})
-    max_rows: int | None = field(default=None, metadata={"help": "Score only the first rows of the pool."})
-    id_column: str | None = field(
-        default=None, metadata={"help": "Column of unique row ids (default `id`, else the row index)."}
-    )
-    image_column: str | None = field(default=None, metadata={"help": "Image path column (default: detected)."})
-    text_column: str | None = field(default=None, metadata={"help": "Text column (default: detected, e.g. `title`)."})
-    question_column: str | None = field(
-        default=None, metadata={"help": "Question column (default `question` if present)."}
-    )
-    max_text_tokens: int = field(
-        default=1024, metadata={"help": "Questions and texts are cut to this many tokens (counted in the manifest)."}
-    )
-    max_batch_tokens: int = field(default=32768, metadata={"help": "Text tokens per batch, padded (memory bound)."})
-    prompt_order: str = prompt_order_field()
-    duplicate_ids: str = field(
-        default="reject",
-        metadata={"help": "A row repeating an earlier id: `reject` (to load_rejects.jsonl) or `suffix` (`<id>#2`)."},
-    )
-    trust_remote_code: bool = field(default=False, metadata={"help": "Allow custom model code from the Hub."})
 
 
 def make_parser():
     """The task's parser: TRL's, over its dataclasses (`--config recipe.yaml`, then flags)."""
     from trl import TrlParser
 
-    from rs_reward.configs import RSModelConfig
+    from rs_reward.configs import RSModelConfig, ScoreArguments
 
     return TrlParser((ScoreArguments, RSModelConfig))
 
@@ -80,7 +31,14 @@ def main(args, model_args) -> int:
     from rs_reward.data.io import Rejects
     from rs_reward.data.pool import load_pool
     from rs_reward.report import write_atomic
-    from rs_reward.scoring import load_scorer, merge_pool_scores, pool_fingerprint, score_pool
+    from rs_reward.scoring import (
+        check_output_folder,
+        load_scorer,
+        lock_output,
+        merge_pool_scores,
+        pool_fingerprint,
+        score_pool,
+    )
 
     from ._common import setup_logging, summary_table
 
@@ -109,7 +67,7 @@ def main(args, model_args) -> int:
     fingerprint = pool_fingerprint(rows, args.shard_size, scorer_id)
     run_file = output / "run.json"
     if state.is_main_process:
-        _check_folder(output, fingerprint)  # another run's scores are never mixed in (before anything loads)
+        check_output_folder(output, fingerprint)  # another run's scores are never mixed in (before anything loads)
     scorer = load_scorer(  # a wrong model fails here, before the folder is touched
         args.scorer,
         model_args,
@@ -124,7 +82,7 @@ def main(args, model_args) -> int:
         max_batch_tokens=args.max_batch_tokens,
     )
     if state.is_main_process:
-        lock = _lock(output)  # noqa: F841 - held until this process exits (also when killed)
+        lock = lock_output(output)  # noqa: F841 - held until this process exits (also when killed)
         run = {"fingerprint": fingerprint, "pool": args.pool, "scorer": scorer_id, "shard_size": args.shard_size}
         write_atomic(run_file, json.dumps(run, indent=2) + "\n")
         load_rejects.write(output / "load_rejects.jsonl")
@@ -170,41 +128,6 @@ def main(args, model_args) -> int:
             rows_out["texts truncated (token limit)"] = extra["texts_truncated"]
         logger.info("\n%s", summary_table("pool scoring", rows_out))
     return 0
-
-
-def _lock(output: Path):
-    """An exclusive lock on `output/.lock` for this process's life: a second command scoring into the same folder
-    is refused at once instead of doing all the work again. The OS releases it when the process ends."""
-    import fcntl
-
-    output.mkdir(parents=True, exist_ok=True)
-    handle = (output / ".lock").open("a")
-    try:
-        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        handle.close()
-        raise ValueError(
-            f"{output} is being scored by another command; wait for it to finish (then rerun to reuse its scores),"
-            " or use another output_dir"
-        ) from None
-    return handle
-
-
-def _check_folder(output: Path, fingerprint: str) -> None:
-    """Refuse a folder holding scores of another pool, shard size or scorer; a folder whose `run.json` names
-    another run (or cannot be read) but holds no scores yet is taken over (nothing would be lost)."""
-    run_file = output / "run.json"
-    if not run_file.is_file():
-        return
-    try:
-        recorded = json.loads(run_file.read_text()).get("fingerprint")
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-        recorded = None
-    if recorded == fingerprint:
-        return
-    if any((output / "shards").glob("scores-*.parquet")):
-        what = "another pool, shard size or scorer" if recorded else "an unreadable run.json"
-        raise ValueError(f"{output} holds scores of {what}; use a new output_dir, or delete {output} to start over")
 
 
 if __name__ == "__main__":

@@ -10,34 +10,14 @@ lazily decoded images, rejects), the pixel budget, the freezing switches and a r
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-
-
-@dataclass
-class SFTScriptArguments:
-    """Where the SFT rows come from."""
-
-    dataset_name: str = field(
-        default=None, metadata={"help": "A JSONL file of canonical SFT rows (id, images, messages)."}
-    )
-    image_root: str | None = field(
-        default=None, metadata={"help": "Folder image paths are relative to (default: the file's)."}
-    )
-    tasks: str | None = field(
-        default=None, metadata={"help": "Keep only rows of these tasks, comma-separated (e.g. `caption`)."}
-    )
-    max_train_rows: int | None = field(
-        default=None, metadata={"help": "Use at most this many rows (shuffled by seed)."}
-    )
-    strict: bool = field(default=False, metadata={"help": "Raise on the first unusable row instead of rejecting it."})
 
 
 def make_parser():
     """The task's parser: TRL's, over its dataclasses (`--config recipe.yaml`, then flags)."""
     from trl import SFTConfig, TrlParser
 
-    from rs_reward.configs import RSModelConfig
+    from rs_reward.configs import RSModelConfig, SFTScriptArguments
 
     return TrlParser((SFTScriptArguments, SFTConfig, RSModelConfig))
 

@@ -92,7 +92,8 @@ def test_run_parallel_keeps_the_order_of_the_calls_and_matches_one_process():
 
 def test_a_stage_is_skipped_only_while_its_recipe_overrides_code_and_upstream_stages_are_unchanged(tmp_path):
     """`run_stage` parses the recipe and overrides with the task's own parser, calls its `main` with the
-    dataclasses, and redoes the stage when the recipe's text, an override or a stage it reads from changes."""
+    dataclasses, and redoes the stage when the recipe's text, an override, a stage or a SynthRS build it reads
+    from changes."""
     import types
     from dataclasses import dataclass
 
@@ -132,3 +133,12 @@ def test_a_stage_is_skipped_only_while_its_recipe_overrides_code_and_upstream_st
     run_stage("up", task, up, force=True, recipe=str(recipe), output_dir=str(up), count=5)
     run_stage("down", task, down, recipe=str(recipe), output_dir=str(up / "model"), count=3)
     assert len(calls) == 7, "the stage it reads from was redone with other settings"
+    data = tmp_path / "synthrs"
+    (data / "pool").mkdir(parents=True)
+    (data / "manifest.json").write_text('{"fingerprint": "a"}')
+    run_stage("read", task, tmp_path / "read", recipe=str(recipe), output_dir=str(data / "pool"))
+    run_stage("read", task, tmp_path / "read", recipe=str(recipe), output_dir=str(data / "pool"))
+    assert len(calls) == 8
+    (data / "manifest.json").write_text('{"fingerprint": "b"}')
+    run_stage("read", task, tmp_path / "read", recipe=str(recipe), output_dir=str(data / "pool"))
+    assert len(calls) == 9, "the SynthRS build it reads was rebuilt with another config"

@@ -8,9 +8,9 @@ A stage is one task (`rs_reward.scripts.<task>`) with one recipe and a few overr
 The recipe and overrides become the task's dataclasses through the task's own `make_parser()` (the same parsing,
 checks and types as `rs-reward <task> --config recipe.yaml --field value`), and the task's `main(*dataclasses)`
 runs. The stage writes `output/stage.json` with its fingerprint: the task, the recipe's text, the overrides, the
-package's source, and the fingerprints of the stages whose outputs it reads (any override that is a path inside
-another stage's folder). A rerun with the same fingerprint skips the stage, so a code change, a recipe edit or a
-redone upstream stage redoes it.
+package's source, and the keys of what it reads (any override that is a path inside another stage's folder, a
+SynthRS build or a model's weights: `folder_key`). A rerun with the same fingerprint skips the stage, so a code
+change, a recipe edit, a redone upstream stage, a rebuilt SynthRS or a retrained foundation redoes it.
 """
 
 from __future__ import annotations
@@ -58,9 +58,30 @@ def task_configs(task, recipe: str | None = None, **overrides) -> tuple:
     return parse_args(task.make_parser(), [*(["--config", recipe] if recipe else []), *task_flags(overrides)])
 
 
+def folder_key(folder: Path) -> str | None:
+    """What identifies a folder a stage reads: another stage's fingerprint (`stage.json`), a SynthRS build's
+    (`manifest.json`), or the hash of a model's weights (a committed foundation); None for anything else."""
+    if (folder / MARKER).is_file():
+        return json.loads((folder / MARKER).read_text()).get("key")
+    if (folder / "manifest.json").is_file():
+        return json.loads((folder / "manifest.json").read_text()).get("fingerprint")
+    if (folder / "model.safetensors").is_file():
+        return _file_hash(folder / "model.safetensors")
+    return None
+
+
+@cache
+def _file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 def upstream_keys(overrides: dict, output: Path) -> dict[str, str]:
-    """The fingerprints of the stages whose outputs the overrides name (the nearest folder above a path with a
-    `stage.json`, outside this stage's own folder)."""
+    """The keys (`folder_key`) of what the overrides' paths name: the nearest folder at or above each path that has
+    one, outside this stage's own folder. A redone stage, a rebuilt SynthRS or retrained weights change them."""
     keys = {}
     for value in overrides.values():
         for item in value if isinstance(value, list | tuple) else [value]:
@@ -70,8 +91,9 @@ def upstream_keys(overrides: dict, output: Path) -> dict[str, str]:
             for folder in (path, *path.parents):
                 if folder.resolve() == output.resolve():
                     break
-                if (folder / MARKER).is_file():
-                    keys[str(item)] = json.loads((folder / MARKER).read_text()).get("key")
+                key = folder_key(folder)
+                if key is not None:
+                    keys[str(item)] = key
                     break
     return keys
 

@@ -107,6 +107,24 @@ def test_the_perception_heads_learn_where_each_token_is():
     assert accuracy["place"] == 1.0
 
 
+def test_kind_weight_scales_the_object_kind_term_alone():
+    """`kind_weight` multiplies the kind term of the perception loss and nothing else (data card row 12)."""
+    from rs_reward.foundation import PerceptionHeads
+
+    scenes = [make_scene(FoundationConfig(), "train", i)[0] for i in range(4)]
+    targets = torch.from_numpy(np.stack([token_targets(s)[0] for s in scenes]))
+    land = torch.tensor([token_targets(s)[1] for s in scenes])
+    features = torch.randn(4, 16, 16, generator=torch.Generator().manual_seed(0))
+    losses = {}
+    for weight in (0.0, 1.0, 5.0):
+        torch.manual_seed(0)
+        heads = PerceptionHeads(width=16, tokens=16, kind_weight=weight)
+        losses[weight] = heads(features, targets, land)[0].item()
+    kind_term = losses[1.0] - losses[0.0]
+    assert kind_term > 0
+    assert losses[5.0] - losses[0.0] == pytest.approx(5 * kind_term, rel=1e-4)
+
+
 def test_only_the_answers_are_labelled():
     processor = load_processor(resolve_model_path("tiny:qwen2-vl-tiny"))
     scene, image, rng = make_scene(FoundationConfig(), "train", 0)

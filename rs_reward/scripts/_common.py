@@ -36,13 +36,6 @@ def parse_args(parser, argv: list[str] | None = None) -> tuple:
         raise ValueError(f"{where} {', '.join(unknown)}; `--help` lists the task's fields") from None
 
 
-def parse(dataclass_types, argv: list[str] | None = None) -> tuple:
-    """`parse_args` with a TrlParser over `dataclass_types`."""
-    from trl import TrlParser
-
-    return parse_args(TrlParser(dataclass_types), argv)
-
-
 def call_main(make_parser, main, argv: list[str] | None = None) -> int:
     """A task from its command line: parse `argv` with the task's `make_parser()`, call `main(*dataclasses)`."""
     return int(main(*parse_args(make_parser(), argv)) or 0)

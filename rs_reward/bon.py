@@ -253,7 +253,7 @@ def load_rows(args, rejects) -> list[dict]:
             rejects.add(row["id"], "best-of-N here needs an image per row")
     rows = [r for r in rows if r.get("images")]
     if args.tasks:
-        keep = {t.strip() for t in args.tasks.split(",")}
+        keep = set(args.tasks)
         rows = [r for r in rows if r["task"] in keep]
     rows = dedupe_captions(rows)
     if args.max_rows is not None:

@@ -184,7 +184,7 @@ class GRPOScriptArguments(ImageRootArguments, StrictArguments, ScoreModelArgumen
     > Parameters that choose the data
 
         dataset_name: a file of canonical RL rows (id, images, prompt, solution, reward_type); image_root;
-        reward_types: keep only these (e.g. `em,mc,iou` for the rule-only ablation); prompt_suffix.
+        reward_types: keep only these (e.g. `[em, mc, iou]` for the rule-only ablation); prompt_suffix.
 
     > Parameters that choose the rewards
 
@@ -196,8 +196,8 @@ class GRPOScriptArguments(ImageRootArguments, StrictArguments, ScoreModelArgumen
     """
 
     dataset_name: str = field(default=None, metadata={"help": "RL prompts: JSONL / JSON / parquet of canonical rows."})
-    reward_types: str | None = field(
-        default=None, metadata={"help": "Comma-separated reward types to train on (default: all)."}
+    reward_types: list[str] | None = field(
+        default=None, metadata={"help": "Reward types to train on (default: all), e.g. `--reward_types em mc iou`."}
     )
     max_train_rows: int | None = field(default=None, metadata={"help": "Use at most this many prompts (by seed)."})
     prompt_suffix: str = field(
@@ -453,8 +453,8 @@ class SFTScriptArguments(ImageRootArguments, StrictArguments):
     dataset_name: str = field(
         default=None, metadata={"help": "A JSONL file of canonical SFT rows (id, images, messages)."}
     )
-    tasks: str | None = field(
-        default=None, metadata={"help": "Keep only rows of these tasks, comma-separated (e.g. `caption`)."}
+    tasks: list[str] | None = field(
+        default=None, metadata={"help": "Keep only rows of these tasks (e.g. `--tasks caption`; default: all)."}
     )
     max_train_rows: int | None = field(
         default=None, metadata={"help": "Use at most this many rows (shuffled by seed)."}
@@ -510,9 +510,12 @@ class FilterArguments(ImageRootArguments):
     scores: str = field(default=None, metadata={"help": "A folder written by `rs-reward score`."})
     pool: str = field(default=None, metadata={"help": "The pool that was scored (to write the kept rows)."})
     output_dir: str = field(default="runs/filter", metadata={"help": "Folder; one subfolder per selection."})
-    fractions: str = field(
-        default="0.3",
-        metadata={"help": "Keep fractions, `;`-separated selections, each `0.3` or `caption=0.3,instruction=0.6`."},
+    fractions: list[str] = field(
+        default_factory=lambda: ["0.3"],
+        metadata={
+            "help": "Selections, one subfolder each: a global keep fraction (`0.3`) or per-task fractions "
+            "(`caption=0.3,instruction=0.6`), e.g. `--fractions 0.3 caption=0.3,instruction=0.6`."
+        },
     )
     threshold: float | None = field(
         default=None, metadata={"help": "Keep rows scoring at least this (instead of fractions)."}
@@ -607,14 +610,16 @@ class BoNArguments(ScoreModelArguments, RemoteCodeArguments):
     eval_data: str = field(default=None, metadata={"help": "Eval rows (any layout `rs-reward eval_vlm` reads)."})
     eval_format: str = field(default="auto", metadata={"help": "canonical, vhm, lhrs, karpathy or auto."})
     truth_scenes: str | None = field(default=None, metadata={"help": "SynthRS folder: caption rows scored by fact."})
-    tasks: str | None = field(default=None, metadata={"help": "Comma-separated tasks to keep (default: all)."})
+    tasks: list[str] | None = field(default=None, metadata={"help": "Tasks to keep (default: all)."})
     max_rows: int | None = field(default=None, metadata={"help": "At most this many rows per task."})
-    n_list: str = field(default="1,2,4,8,16", metadata={"help": "The N values; the largest is generated."})
+    n_list: list[int] = field(
+        default_factory=lambda: [1, 2, 4, 8, 16], metadata={"help": "The N values; the largest is generated."}
+    )
     temperature: float = field(default=0.95, metadata={"help": "Sampling temperature (the paper: 0.95)."})
     max_new_tokens: int = field(default=64, metadata={"help": "Tokens per candidate."})
     batch_size: int = field(default=8, metadata={"help": "Prompts per generate call (x N sequences)."})
-    selectors: str = field(
-        default="score_model,clip_score,majority_vote,random,oracle",
+    selectors: list[str] = field(
+        default_factory=lambda: ["score_model", "clip_score", "majority_vote", "random", "oracle"],
         metadata={"help": "Selectors: score_model, clip_score, majority_vote, random, oracle."},
     )
     clip_model_name_or_path: str | None = field(default=None, metadata={"help": "CLIP / SigLIP of `clip_score`."})

@@ -65,7 +65,8 @@ class FoundationConfig:
 
         model_name_or_path (the random tiny model), vision_steps, max_steps, batch_size, lm_batch_size,
         learning_rate, vision_learning_rate_scale, warmup_steps, weight_decay, perception_weight,
-        grid_weight, kind_weight, caption_probability, presence_of_every_kind, description_checks, seed, num_workers
+        grid_weight, kind_weight, caption_probability, presence_of_every_kind, description_checks, first_scene, seed,
+        num_workers
 
     > Evaluation and saving
 
@@ -130,6 +131,13 @@ class FoundationConfig:
         metadata={
             "help": "Description checks per conversation: is this description (correct, or with one grounded "
             "error) of the image correct? Image-text matching, the read-out a score model builds on."
+        },
+    )
+    first_scene: int = field(
+        default=0,
+        metadata={
+            "help": "Index of the first training scene (a run that starts from another run's model, such as the "
+            "conversation phase after a separate vision phase, sets it past the scenes that run used)."
         },
     )
     eval_scenes: int = field(default=300, metadata={"help": "Held-out scenes for the final evaluation."})
@@ -245,7 +253,7 @@ def make_batch(config: FoundationConfig, processor, step: int, with_text: bool =
     else:
         size, first = config.batch_size, step * config.batch_size
     for b in range(size):
-        scene, image, rng = make_scene(config, "train", first + b)
+        scene, image, rng = make_scene(config, "train", config.first_scene + first + b)
         if with_text:
             messages = dense_messages(
                 scene, rng, config.caption_probability, config.presence_of_every_kind, config.description_checks

@@ -253,7 +253,7 @@ def test_best_of_n(images, tmp_path, console_output):
         ["bon", "--config", str(ROOT / "recipes/tiny/bon/config_demo.yaml"), "--model_name_or_path"]
         + [tiny_model_path("qwen2-vl-tiny"), "--reward_model_name_or_path", tiny_model_path("qwen2-vl-tiny-reward")]
         + ["--clip_model_name_or_path", tiny_model_path("clip-tiny"), "--eval_data", str(images / "eval.jsonl")]
-        + ["--truth_scenes", "", "--tasks", "vqa", "--n_list", "1,2", "--max_new_tokens", "4", "--max_rows", "1000"]
+        + ["--truth_scenes", "", "--tasks", "vqa", "--n_list", "1", "2", "--max_new_tokens", "4", "--max_rows", "1000"]
         + ["--output_dir", str(tmp_path / "bon")]
     )
     used = _check(

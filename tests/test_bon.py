@@ -115,9 +115,12 @@ def test_bon_task_writes_table_curves_and_reuses_candidates(
         "--truth_scenes",
         "",
         "--tasks",
-        "vqa,mc",
+        "vqa",
+        "mc",
         "--n_list",
-        "1,2,4",
+        "1",
+        "2",
+        "4",
         "--max_new_tokens",
         "6",
         "--output_dir",
@@ -148,7 +151,7 @@ def test_bon_task_writes_table_curves_and_reuses_candidates(
 
     # a rerun with other selectors and N reuses the candidates and scores
     stamp = (out / "candidates.jsonl").stat().st_mtime_ns, (out / "scores-score_model.json").stat().st_mtime_ns
-    assert main(args + ["--selectors", "score_model,oracle", "--n_list", "1,2"]) == 0
+    assert main(args + ["--selectors", "score_model", "oracle", "--n_list", "1", "2"]) == 0
     assert (
         (out / "candidates.jsonl").stat().st_mtime_ns,
         (out / "scores-score_model.json").stat().st_mtime_ns,

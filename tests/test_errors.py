@@ -68,6 +68,12 @@ def test_unknown_flags_are_named(capsys):
     assert exit_info.value.code == 2 and "--shard_size" in capsys.readouterr().err
 
 
+def test_a_list_field_written_as_one_string_is_named(tmp_path, capsys):
+    recipe = tmp_path / "bon.yaml"  # the comma strings of older recipes would be read letter by letter
+    recipe.write_text("eval_data: eval.jsonl\ntasks: vqa,caption\n")
+    _wrong(capsys, ["bon", "--config", str(recipe)], "bon.yaml", "tasks is a list", "[a, b]", "'vqa,caption'")
+
+
 def test_debug_shows_the_traceback(tmp_path):
     with pytest.raises(FileNotFoundError):
         console(["score", "--config", str(tmp_path / "nope.yaml"), "--debug"])
@@ -94,7 +100,7 @@ def test_filter_checks_every_fraction_before_writing(pool, tmp_path, capsys):
     scores = tmp_path / "s"
     assert main(["score", "--config", SCORE, "--pool", str(pool / "pool.csv"), "--output_dir", str(scores)]) == 0
     args = ["filter", "--config", FILTER, "--scores", str(scores), "--pool", str(pool / "pool.csv")]
-    _wrong(capsys, [*args, "--output_dir", str(tmp_path / "f"), "--fractions", "0.3;1.5"], "1.5", "(0, 1]")
+    _wrong(capsys, [*args, "--output_dir", str(tmp_path / "f"), "--fractions", "0.3", "1.5"], "1.5", "(0, 1]")
     assert not (tmp_path / "f").exists()
 
 

@@ -228,7 +228,8 @@ def test_filter_pushes_each_subset_as_a_dataset_repo_with_its_images(tmp_path, u
         "--output_dir",
         str(tmp_path / "f"),
         "--fractions",
-        "0.4;caption=0.4,instruction=0.6",
+        "0.4",
+        "caption=0.4,instruction=0.6",
     ]
     args += ["--push_to_hub", "true", "--hub_dataset_id", "me/rs-curated", "--hub_private_repo", "true"]
     assert main(args) == 0

@@ -116,7 +116,7 @@ def test_filter_writes_the_page_and_links_it_from_each_card(tmp_path):
     pool = _pool(tmp_path / "pool", 12)
     scores = _score(pool, tmp_path / "s", 0)
     args = ["filter", "--config", str(ROOT / "recipes/tiny/filter/config_demo.yaml"), "--scores", str(scores)]
-    assert main([*args, "--pool", str(pool), "--output_dir", str(tmp_path / "f"), "--fractions", "0.3;0.5"]) == 0
+    assert main([*args, "--pool", str(pool), "--output_dir", str(tmp_path / "f"), "--fractions", "0.3", "0.5"]) == 0
     html = (tmp_path / "f" / "browse" / "index.html").read_text()
     assert "<code>0.3</code>" in html and "<code>0.5</code>" in html
     assert "../browse/index.html" in (tmp_path / "f" / "keep-0p3" / "README.md").read_text()

@@ -270,7 +270,8 @@ def test_filter_writes_subsets_and_data_cards(pool, tmp_path):
         "--output_dir",
         str(tmp_path / "f"),
         "--fractions",
-        "0.3;caption=0.3,instruction=0.6",
+        "0.3",
+        "caption=0.3,instruction=0.6",
     ]
     assert main(args) == 0
     rows = [json.loads(line) for line in (tmp_path / "f" / "keep-0p3" / "sft.jsonl").open()]

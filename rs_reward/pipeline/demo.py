@@ -147,7 +147,7 @@ def bon_job(demo: DemoConfig, policy: Path, reward_dir: Path, base_clip: Path, d
         reward_model_name_or_path=str(reward_dir),
         clip_model_name_or_path=str(base_clip),
         output_dir=str(output / "bon"),
-        n_list=",".join(str(n) for n in demo.bon_n_list),
+        n_list=demo.bon_n_list,
         seed=demo.seed,
         max_rows=demo.eval_max_rows,
     )
@@ -203,7 +203,7 @@ def score_pool(demo: DemoConfig, data: Path, output: Path, models: dict[str, Pat
     return scores
 
 
-def select(demo: DemoConfig, name: str, scores: Path, fractions: str | None, data: Path, folder: Path) -> float:
+def select(demo: DemoConfig, name: str, scores: Path, fractions: list[str] | None, data: Path, folder: Path) -> float:
     """`rs-reward filter`: the selections of one scorer's scores, with their data cards."""
     return run_stage(
         name,
@@ -305,7 +305,7 @@ def run_demo(demo: DemoConfig) -> DemoResults:
     jobs = []
     for arm, (score_dir, fraction) in arms.items():
         subset = output / "curated" / arm
-        select(demo, f"select-{arm}", score_dir, fraction, data, subset)
+        select(demo, f"select-{arm}", score_dir, [fraction], data, subset)
         rows_file = next(subset.glob("keep-*/sft.jsonl"))
         for seed in range(demo.seed, demo.seed + demo.curation_seeds):
             jobs.append((arm_job, demo, arm, seed, rows_file, base, base_clip, data, output))

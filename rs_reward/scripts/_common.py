@@ -23,6 +23,7 @@ def parse_args(parser, argv: list[str] | None = None) -> tuple:
         config = argv[argv.index("--config") + 1]
         if not os.path.isfile(config):
             raise FileNotFoundError(f"config file {config!r} not found (paths are relative to the current folder)")
+        check_list_fields(parser, config)
     try:
         return parser.parse_args_and_config(args=argv)
     except ValueError as error:
@@ -34,6 +35,24 @@ def parse_args(parser, argv: list[str] | None = None) -> tuple:
         else:
             raise
         raise ValueError(f"{where} {', '.join(unknown)}; `--help` lists the task's fields") from None
+
+
+def check_list_fields(parser, config: str) -> None:
+    """A recipe value that is one string where the field is a list (`tasks: caption,vqa`) would otherwise be taken
+    letter by letter; name the field and the YAML that is meant."""
+    import dataclasses
+
+    import yaml
+
+    with open(config) as f:
+        values = yaml.safe_load(f) or {}
+    for kind in parser.dataclass_types:
+        for f in dataclasses.fields(kind):
+            value = values.get(f.name) if isinstance(values, dict) else None
+            if isinstance(value, str) and "list[" in str(f.type).lower():
+                raise ValueError(
+                    f"config {config!r}: {f.name} is a list; write a YAML list (`{f.name}: [a, b]`), got {value!r}"
+                )
 
 
 def call_main(make_parser, main, argv: list[str] | None = None) -> int:

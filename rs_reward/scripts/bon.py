@@ -40,8 +40,8 @@ def main(args, model_args) -> int:
     from ._common import setup_logging, summary_table
 
     logger = setup_logging("rs_reward.bon")
-    n_list = sorted({int(n) for n in args.n_list.split(",")})
-    selectors = [s.strip() for s in args.selectors.split(",") if s.strip()]
+    n_list = sorted(set(args.n_list))
+    selectors = args.selectors
     unknown = [s for s in selectors if s not in SELECTORS]
     if unknown:
         raise ValueError(f"unknown selectors {unknown}; choose from {', '.join(SELECTORS)}")

@@ -1,8 +1,8 @@
 """Keep the top fraction of a scored pool (globally or per task) and write the curated subsets.
 
     rs-reward filter --config recipes/tiny/filter/config_demo.yaml
-    rs-reward filter --config ... --fractions "0.1;0.2;0.3;0.5"                 # several subsets, one scoring pass
-    rs-reward filter --config ... --fractions "caption=0.3,instruction=0.6"     # the paper's P30S60
+    rs-reward filter --config ... --fractions 0.1 0.2 0.3 0.5                   # several subsets, one scoring pass
+    rs-reward filter --config ... --fractions caption=0.3,instruction=0.6       # the paper's P30S60
 
 Each subset is a folder with `sft.jsonl` (canonical SFT rows), `clip.csv` (filepath, title), `ids.txt`, and a
 data card `README.md` (scorer, fraction, counts per task and source, a score histogram with the cut marked).
@@ -37,7 +37,7 @@ def main(args) -> int:
     logger = setup_logging("rs_reward.filter")
     if not args.scores or not args.pool:
         raise ValueError("filter: give --scores (a folder written by `rs-reward score`) and --pool (the pool scored)")
-    specs = [None] if args.threshold is not None else [s.strip() for s in args.fractions.split(";") if s.strip()]
+    specs = [None] if args.threshold is not None else list(dict.fromkeys(args.fractions))
     selections = {spec: None if spec is None else parse_fractions(spec) for spec in specs}  # all checked first
     scores = read_scores(args.scores, columns=["id", "score", "task", "source"])
     manifest = json.loads((Path(args.scores) / "manifest.json").read_text())

@@ -58,7 +58,7 @@ def main(script_args, training_args, model_args) -> int:
         if not is_registry_reward(name):
             import_reward(name)
     rejects = Rejects(strict=script_args.strict)
-    reward_types = tuple(t.strip() for t in script_args.reward_types.split(",")) if script_args.reward_types else None
+    reward_types = tuple(script_args.reward_types) if script_args.reward_types else None
     train = load_rl_prompts(
         script_args.dataset_name,
         script_args.image_root,

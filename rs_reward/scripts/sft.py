@@ -51,7 +51,7 @@ def main(script_args, training_args, model_args) -> int:
     rejects = Rejects(strict=script_args.strict)
     train = load_sft_rows(script_args.dataset_name, script_args.image_root, rejects=rejects)
     if script_args.tasks:
-        keep = {t.strip() for t in script_args.tasks.split(",")}
+        keep = set(script_args.tasks)
         train = train.filter(lambda task: task in keep, input_columns="task")
         if len(train) == 0:
             raise ValueError(f"no SFT row of tasks {sorted(keep)} in {script_args.dataset_name}")

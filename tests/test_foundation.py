@@ -174,6 +174,22 @@ def test_training_changes_the_model_and_a_resumed_run_ends_where_an_uninterrupte
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6, msg=key)
 
 
+def test_first_scene_moves_a_run_past_the_scenes_another_run_trained_on():
+    """A conversation phase started from a separate vision run's model (`first_scene`) reads the scenes that a
+    single run would have read after its vision phase, none of the vision run's."""
+    from rs_reward.foundation import make_batch
+
+    processor = load_processor(resolve_model_path("tiny:qwen2-vl-tiny"), min_pixels=112 * 112, max_pixels=112 * 112)
+    single = FoundationConfig(vision_steps=3, max_steps=5, batch_size=2, lm_batch_size=2)
+    split = FoundationConfig(vision_steps=0, max_steps=2, batch_size=2, lm_batch_size=2, first_scene=3 * 2)
+    a, targets_a, _ = make_batch(single, processor, 3)
+    b, targets_b, _ = make_batch(split, processor, 0)
+    torch.testing.assert_close(a["pixel_values"], b["pixel_values"])
+    assert torch.equal(targets_a, targets_b)
+    _, targets_0, _ = make_batch(FoundationConfig(vision_steps=0, max_steps=2, lm_batch_size=2), processor, 0)
+    assert not torch.equal(targets_0, targets_b)
+
+
 def test_the_config_refuses_an_image_size_off_the_token_grid():
     with pytest.raises(ValueError, match="multiple of 28"):
         FoundationConfig(image_size=100)

@@ -449,6 +449,18 @@ def _save_atomic(folder: Path, write) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _trained_by_foundation(model_name_or_path: str) -> dict | None:
+    """What an earlier `train_foundation` run this one starts from did (its steps, minutes and config), for the
+    model card; None when the start is not such a run (a random tiny model)."""
+    from .modeling.tiny import resolve_model_path
+
+    card = Path(resolve_model_path(model_name_or_path)) / "metrics.json"
+    if not card.is_file():
+        return None
+    earlier = json.loads(card.read_text())
+    return {"model": model_name_or_path, **{k: earlier[k] for k in ("steps", "minutes", "config") if k in earlier}}
+
+
 def train_foundation(config: FoundationConfig) -> dict:
     """Pre-train (or resume) the foundation; return its held-out perception metrics (also in `metrics.json`)."""
     from transformers import Qwen2VLForConditionalGeneration, set_seed
@@ -463,6 +475,7 @@ def train_foundation(config: FoundationConfig) -> dict:
     checkpoint = output / CHECKPOINT
     set_seed(config.seed)
     source = str(checkpoint / "model") if (checkpoint / "state.pt").is_file() else config.model_name_or_path
+    started_from = _trained_by_foundation(config.model_name_or_path)
     model = Qwen2VLForConditionalGeneration.from_pretrained(resolve_model_path(source), dtype=torch.float32)
     pixels = config.image_size * config.image_size
     processor = load_processor(resolve_model_path(source), min_pixels=pixels, max_pixels=pixels)
@@ -564,6 +577,7 @@ def train_foundation(config: FoundationConfig) -> dict:
     minutes = elapsed + (time.monotonic() - started) / 60
     result = {
         "perception": metrics,
+        **({"started_from": started_from} if started_from else {}),
         "steps": step,
         "minutes": round(minutes, 1),
         "parameters": f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M",

@@ -221,6 +221,9 @@ def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, r
     held-out perception per question type against chance."""
     output_dir = Path(output_dir)
     config = result["config"]
+    start = result.get("started_from")  # a separate vision-phase run this one continued
+    if start and start["config"].get("vision_steps", 0) < start["steps"]:
+        start = None
     rows = [
         f"| {qtype} | {m['accuracy']:.3f} | {m['chance']:.3f} | {m['questions']} |"
         for qtype, m in result["perception"].items()
@@ -254,6 +257,16 @@ def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, r
             ]
             if not config["vision_steps"]
             and (config.get("presence_of_every_kind") or config.get("description_checks"))
+            else []
+        ),
+        *(
+            [
+                f"- the vision phase: `{config['model_name_or_path']}`, {start['steps']} steps of the vision tower and"
+                f" merger alone (batch {start['config']['batch_size']}, kind_weight"
+                f" {start['config'].get('kind_weight', 1.0):g}), {start.get('minutes', '?')} minutes; this run the"
+                f" conversation phase from it, with new perception heads, from training scene {config['first_scene']}"
+            ]
+            if start
             else []
         ),
         f"- recipe: `{recipe}` (`make foundation` reruns it)",

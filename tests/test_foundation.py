@@ -190,6 +190,31 @@ def test_first_scene_moves_a_run_past_the_scenes_another_run_trained_on():
     assert not torch.equal(targets_0, targets_b)
 
 
+def test_a_conversation_phase_run_from_a_vision_run_names_it_in_its_card(tmp_path):
+    """The two-recipe foundation (`make foundation`): a vision-phase run, then a conversation run from its model;
+    the second's metrics and model card say what the first did."""
+    from rs_reward.hub import foundation_model_card
+
+    common = dict(batch_size=2, lm_batch_size=2, warmup_steps=1, eval_scenes=2, eval_every=0, num_workers=0)
+    vision = FoundationConfig(
+        output_dir=str(tmp_path / "vision"), model_name_or_path="tiny:qwen2-vl-tiny", vision_steps=2, max_steps=2
+    )
+    train_foundation(FoundationConfig(**{**vision.__dict__, **common}))
+    talk = FoundationConfig(
+        output_dir=str(tmp_path / "talk"),
+        model_name_or_path=str(tmp_path / "vision" / "model"),
+        vision_steps=0,
+        max_steps=1,
+        first_scene=4,
+        **common,
+    )
+    result = train_foundation(talk)
+    assert result["started_from"]["steps"] == 2 and result["started_from"]["config"]["vision_steps"] == 2
+    card = foundation_model_card(tmp_path / "talk" / "model", recipe="r.yaml", commit="abc", result=result)
+    text = card.read_text()
+    assert "the vision phase: `" in text and "2 steps of the vision tower" in text and "training scene 4" in text
+
+
 def test_the_config_refuses_an_image_size_off_the_token_grid():
     with pytest.raises(ValueError, match="multiple of 28"):
         FoundationConfig(image_size=100)

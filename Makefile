@@ -28,9 +28,10 @@ $(STAMP): pyproject.toml constraints.txt
 demo: $(STAMP)
 	$(OFFLINE) $(BIN)/rs-reward demo --config recipes/tiny/demo/config.yaml $(ARGS)
 
-# Retrain the SynthRS foundation the demo starts from and publish it over the committed copy (about an hour on 2
-# CPU cores; rerun to resume after an interruption).
+# Retrain the SynthRS foundation the demo starts from and publish it over the committed copy: the vision phase,
+# then the conversation phase from its model (about 1.5 hours on 2 CPU cores; rerun to resume after an interruption).
 foundation: $(STAMP)
+	$(OFFLINE) $(BIN)/rs-reward foundation --config recipes/tiny/foundation/config_vision.yaml $(ARGS)
 	$(OFFLINE) $(BIN)/rs-reward foundation --config recipes/tiny/foundation/config.yaml $(ARGS)
 
 test: $(STAMP)

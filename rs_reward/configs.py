@@ -639,5 +639,8 @@ class FoundationScriptArguments:
         metadata={"help": "Copy the trained model over the committed `tiny:qwen2-vl-synthrs` folder."},
     )
     recipe: str = field(
-        default="recipes/tiny/foundation/config.yaml", metadata={"help": "Recipe named in the model card."}
+        default="recipes/tiny/foundation/config.yaml",
+        metadata={
+            "help": "Recipe named in the model card (with config_vision.yaml before it, when it starts from it)."
+        },
     )

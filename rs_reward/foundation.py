@@ -15,8 +15,9 @@ stream never repeats, so it cannot be memorised), with two losses in one forward
 
 Training resumes from `output_dir/checkpoint` (model, heads, optimizer, step, random state), the model is written
 atomically, and `evaluate_perception` measures held-out VQA accuracy by question type on fresh scenes (greedy
-generation through the same chat template every later stage uses). The recipe is
-`recipes/tiny/foundation/config.yaml`; `make foundation` runs it.
+generation through the same chat template every later stage uses). The recipes are
+`recipes/tiny/foundation/config_vision.yaml` (the vision phase alone) and `config.yaml` (the conversation phase from
+its model, `first_scene` past the scenes it used); `make foundation` runs both.
 
     >>> from rs_reward.foundation import FoundationConfig, train_foundation
     >>> train_foundation(FoundationConfig(output_dir="runs/foundation", max_steps=100))  # doctest: +SKIP

@@ -219,6 +219,8 @@ def reward_model_card(
 def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, result: dict) -> Path:
     """Write `README.md` for the SynthRS foundation: what it is, the recipe and commit that made it, its
     held-out perception per question type against chance."""
+    from .modeling.tiny import FOUNDATION_NAME
+
     output_dir = Path(output_dir)
     config = result["config"]
     start = result.get("started_from")  # a separate vision-phase run this one continued
@@ -235,7 +237,7 @@ def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, r
             tags=["rs-reward", "qwen2-vl", "remote-sensing", "synthetic", "tiny"],
         ),
         "",
-        f"# {output_dir.name}: a tiny Qwen2-VL that perceives SynthRS",
+        f"# {FOUNDATION_NAME}: a tiny Qwen2-VL that perceives SynthRS",
         "",
         "The stand-in, on CPU, for the pretrained Qwen2-VL-7B-Instruct the paper starts every stage from: a",
         f"`Qwen2VLForConditionalGeneration` ({result.get('parameters', '?')} parameters) pre-trained from random",
@@ -261,21 +263,26 @@ def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, r
         ),
         *(
             [
-                f"- the vision phase: `{config['model_name_or_path']}`, {start['steps']} steps of the vision tower and"
-                f" merger alone (batch {start['config']['batch_size']}, kind_weight"
-                f" {start['config'].get('kind_weight', 1.0):g}), {start.get('minutes', '?')} minutes; this run the"
-                f" conversation phase from it, with new perception heads, from training scene {config['first_scene']}"
+                f"- two runs: the vision phase (`{config['model_name_or_path']}`, the vision tower and merger alone,"
+                f" kind_weight {start['config'].get('kind_weight', 1.0):g}), then the conversation phase from its model"
+                f" with new perception heads, from training scene {config['first_scene']}"
             ]
             if start
             else []
         ),
-        f"- recipe: `{recipe}` (`make foundation` reruns it)",
+        f"- recipe: `{recipe}`"
+        + (", after its vision phase (`make foundation` reruns both)" if start else " (`make foundation` reruns it)"),
         f"- code: {commit}",
         f"- world: image {config['image_size']} px, object_scale {config['object_scale']},"
         f" max_groups {config['max_groups']}, haze {config['haze_probability']}",
-        f"- steps: {result['steps']} ({config['vision_steps']} vision, batch {config['batch_size']};"
-        f" then batch {config['lm_batch_size']}), {result.get('minutes', '?')} minutes on"
-        f" {result.get('machine', 'this machine')}",
+        (
+            f"- steps: {start['steps']} vision (batch {start['config']['batch_size']}), {start.get('minutes', '?')}"
+            f" minutes; then {result['steps']} conversation steps (batch {config['lm_batch_size']}),"
+            if start
+            else f"- steps: {result['steps']} ({config['vision_steps']} vision, batch {config['batch_size']};"
+            f" then batch {config['lm_batch_size']}),"
+        )
+        + f" {result.get('minutes', '?')} minutes on {result.get('machine', 'this machine')}",
         "",
         "## Held-out perception (fresh scenes, greedy answers, strict match)",
         "",
@@ -283,6 +290,15 @@ def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, r
         "|---|---|---|---|",
         *rows,
         "",
+        *(
+            [
+                "`description` (is this description of the image correct? yes or no) is asked, not trained"
+                " (`description_checks: 0`): the model rarely answers it with yes or no.",
+                "",
+            ]
+            if "description" in result["perception"] and not config.get("description_checks")
+            else []
+        ),
         "Use: `model_name_or_path: tiny:qwen2-vl-synthrs` in any recipe (the folder ships with the package).",
         "",
     ]

@@ -212,7 +212,8 @@ def test_a_conversation_phase_run_from_a_vision_run_names_it_in_its_card(tmp_pat
     assert result["started_from"]["steps"] == 2 and result["started_from"]["config"]["vision_steps"] == 2
     card = foundation_model_card(tmp_path / "talk" / "model", recipe="r.yaml", commit="abc", result=result)
     text = card.read_text()
-    assert "the vision phase: `" in text and "2 steps of the vision tower" in text and "training scene 4" in text
+    assert "two runs: the vision phase (`" in text and "steps: 2 vision" in text and "training scene 4" in text
+    assert "then 1 conversation steps" in text
 
 
 def test_the_config_refuses_an_image_size_off_the_token_grid():
@@ -234,13 +235,13 @@ def test_the_committed_foundation_perceives_scenes_it_has_never_seen():
     processor = load_processor(path, min_pixels=pixels, max_pixels=pixels)
     metrics = evaluate_perception(model, processor, config, scenes=40)
     accuracy = {t: m["accuracy"] for t, m in metrics.items()}
-    # Margins under what the committed weights reached on 300 held-out scenes (land cover 1.00, colour 0.91,
-    # position 0.89, presence 0.80, count 0.77, comparison 0.75, kind 0.62 against chance 0.17 / 0.33 / 0.11 /
+    # Margins under what the committed weights reached on 300 held-out scenes (land cover 1.00, colour 0.98,
+    # position 0.97, presence 0.90, count 0.71, comparison 0.87, kind 0.70 against chance 0.17 / 0.33 / 0.11 /
     # 0.50 / 0.25 / 0.50 / 0.20), wide enough for 40 scenes; an image-blind or random model is at chance on each.
     assert accuracy["land_cover"] >= 0.9, accuracy
-    assert accuracy["colour"] >= 0.75, accuracy
-    assert accuracy["position"] >= T.QTYPE_CHANCE["position"] + 0.5, accuracy
+    assert accuracy["colour"] >= 0.85, accuracy
+    assert accuracy["position"] >= T.QTYPE_CHANCE["position"] + 0.6, accuracy
     assert accuracy["count"] >= T.QTYPE_CHANCE["count"] + 0.3, accuracy
-    assert accuracy["kind"] >= T.QTYPE_CHANCE["kind"] + 0.2, accuracy
-    assert accuracy["presence"] >= T.QTYPE_CHANCE["presence"] + 0.15, accuracy
+    assert accuracy["kind"] >= T.QTYPE_CHANCE["kind"] + 0.3, accuracy
+    assert accuracy["presence"] >= T.QTYPE_CHANCE["presence"] + 0.25, accuracy
     assert np.mean([accuracy[t] - metrics[t]["chance"] for t in metrics]) >= 0.35, accuracy

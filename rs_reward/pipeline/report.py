@@ -169,6 +169,20 @@ def bon_table(metrics: dict) -> str:
     return markdown_table(["selector", "task", *[f"N={n}" for n in ns]], rows)
 
 
+def foundation_training(card: dict) -> str:
+    """`3000 vision steps (41 min), then 2200 conversation steps (60 min)`, from the foundation's metrics.json."""
+    config, start = card.get("config", {}), card.get("started_from")
+    phases = []
+    if start:
+        phases.append(f"{start.get('steps', '?')} vision steps ({start.get('minutes', '?')} min)")
+    elif config.get("vision_steps"):
+        phases.append(f"{config['vision_steps']} vision steps")
+    steps = card.get("steps", "?")
+    lm_steps = steps - config.get("vision_steps", 0) if isinstance(steps, int) else steps
+    phases.append(f"{lm_steps} conversation steps ({card.get('minutes', '?')} min{' in all' if not start else ''})")
+    return ", then ".join(phases)
+
+
 @dataclass
 class DemoResults:
     """What the demo's stages measured, for the report."""
@@ -254,8 +268,7 @@ def write_report(demo, r: DemoResults) -> Path:
         "## 2. The foundation: a tiny Qwen2-VL that sees SynthRS",
         "",
         f"Every stage starts from `{demo.foundation}` ({foundation_card.get('parameters', '?')} parameters), pre-trained",
-        f"once by `recipes/tiny/foundation/config.yaml` ({foundation_card.get('steps', '?')} steps,"
-        f" {foundation_card.get('minutes', '?')} min on {foundation_card.get('machine', '?')}; `make foundation`), the",
+        f"once by `make foundation` ({foundation_training(foundation_card)} on {foundation_card.get('machine', '?')}), the",
         "stand-in for the pretrained Qwen2-VL the paper starts from. Its held-out perception on fresh scenes when it",
         "was trained (many questions per scene):",
         "",

@@ -1,7 +1,8 @@
 """Pre-train the SynthRS foundation: a tiny Qwen2-VL that perceives the world (the demo's stand-in for a
 pretrained Qwen2-VL).
 
-    rs-reward foundation --config recipes/tiny/foundation/config.yaml       # make foundation
+    rs-reward foundation --config recipes/tiny/foundation/config_vision.yaml   # make foundation: the vision phase,
+    rs-reward foundation --config recipes/tiny/foundation/config.yaml          # then the conversations
     rs-reward foundation --config recipes/tiny/foundation/config.yaml --max_minutes 30   # stop, rerun resumes
 
 The result, committed at `rs_reward/modeling/foundation/qwen2-vl-synthrs` (`tiny:qwen2-vl-synthrs`), is what

@@ -306,7 +306,7 @@ class DemoConfig:
     bon_n_list: list[int] = field(
         default_factory=lambda: [1, 2, 4, 8, 16], metadata={"help": "The N values of best-of-N."}
     )
-    reward_epochs: float = field(default=3.0, metadata={"help": "Epochs of reward training (unless max_steps)."})
+    reward_epochs: float = field(default=1.0, metadata={"help": "Epochs of reward training (unless max_steps)."})
     max_steps: int | None = field(
         default=None,
         metadata={

@@ -220,7 +220,9 @@ def select(demo: DemoConfig, name: str, scores: Path, fractions: list[str] | Non
 
 def arm_tag(selection: str) -> str:
     """`caption=0.3,instruction=0.6` -> `p30s60`, the paper's name of the selection."""
-    return "p" + "s".join(str(round(100 * float(part.split("=")[1]))) for part in selection.split(","))
+    from rs_reward.curation import parse_fractions
+
+    return "p" + "s".join(str(round(100 * f)) for f in parse_fractions(selection).values())
 
 
 def run_demo(demo: DemoConfig) -> DemoResults:

@@ -450,15 +450,17 @@ def _save_atomic(folder: Path, write) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _trained_by_foundation(model_name_or_path: str) -> dict | None:
-    """What an earlier `train_foundation` run this one starts from did (its steps, minutes and config), for the
-    model card; None when the start is not such a run (a random tiny model)."""
+def _vision_phase_run(model_name_or_path: str) -> dict | None:
+    """What the separate vision-phase run this one starts from did (its steps, minutes and config), for the model
+    card and the report; None when the start is anything else (a random tiny model, a finished foundation)."""
     from .modeling.tiny import resolve_model_path
 
     card = Path(resolve_model_path(model_name_or_path)) / "metrics.json"
     if not card.is_file():
         return None
     earlier = json.loads(card.read_text())
+    if earlier.get("config", {}).get("vision_steps", 0) < earlier.get("steps", 0):
+        return None  # it had a conversation phase of its own: a continuation, not a split run
     return {"model": model_name_or_path, **{k: earlier[k] for k in ("steps", "minutes", "config") if k in earlier}}
 
 
@@ -476,7 +478,7 @@ def train_foundation(config: FoundationConfig) -> dict:
     checkpoint = output / CHECKPOINT
     set_seed(config.seed)
     source = str(checkpoint / "model") if (checkpoint / "state.pt").is_file() else config.model_name_or_path
-    started_from = _trained_by_foundation(config.model_name_or_path)
+    started_from = _vision_phase_run(config.model_name_or_path)
     model = Qwen2VLForConditionalGeneration.from_pretrained(resolve_model_path(source), dtype=torch.float32)
     pixels = config.image_size * config.image_size
     processor = load_processor(resolve_model_path(source), min_pixels=pixels, max_pixels=pixels)

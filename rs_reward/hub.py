@@ -223,9 +223,7 @@ def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, r
 
     output_dir = Path(output_dir)
     config = result["config"]
-    start = result.get("started_from")  # a separate vision-phase run this one continued
-    if start and start["config"].get("vision_steps", 0) < start["steps"]:
-        start = None
+    start = result.get("started_from")  # the separate vision-phase run this one continued
     rows = [
         f"| {qtype} | {m['accuracy']:.3f} | {m['chance']:.3f} | {m['questions']} |"
         for qtype, m in result["perception"].items()

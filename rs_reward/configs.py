@@ -83,6 +83,14 @@ class RSModelConfig(ModelConfig):
             "choices": [None, "softplus"],
         },
     )
+    score_likelihood_weight: float | None = field(
+        default=None,
+        metadata={
+            "help": "Add this weight x the mean log-likelihood of the answer under the generator's own lm_head (kept "
+            "beside the score head) to the score; None: as the checkpoint says (a generator: 0, the paper's head "
+            "alone). The tiny SynthRS score model uses it (recipes/tiny/reward/README.md).",
+        },
+    )
     freeze_vision_tower: bool = field(default=False, metadata={"help": "Freeze the vision encoder (not the merger)."})
     freeze_merger: bool = field(default=False, metadata={"help": "Freeze the vision-language merger (projector)."})
     freeze_language_model: bool = field(default=False, metadata={"help": "Freeze the language model."})

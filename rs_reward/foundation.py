@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .data.chat import ANSWER_MARKER
 from .data.synthrs import texts as T
 from .data.synthrs.world import COLOURS, LAND_COVERS, MAX_COUNT, OBJECT_KINDS, POSITIONS, render, sample_truth
 
@@ -224,16 +225,15 @@ def token_targets(scene) -> tuple[np.ndarray, int]:
 
 def assistant_labels(input_ids: torch.Tensor, tokenizer) -> torch.Tensor:
     """Labels = the tokens of every assistant answer (and its `<|im_end|>`), -100 elsewhere."""
-    start = tokenizer.convert_tokens_to_ids("<|im_start|>")
+    marker = tokenizer.encode(ANSWER_MARKER, add_special_tokens=False)
     end = tokenizer.convert_tokens_to_ids("<|im_end|>")
-    header = tokenizer.encode("assistant\n", add_special_tokens=False)
     labels = torch.full_like(input_ids, -100)
     ids = input_ids.tolist()
     for b, row in enumerate(ids):
         i = 0
         while i < len(row):
-            if row[i] == start and row[i + 1 : i + 1 + len(header)] == header:
-                j = i + 1 + len(header)
+            if row[i : i + len(marker)] == marker:
+                j = i + len(marker)
                 k = j
                 while k < len(row) and row[k] != end:
                     k += 1

@@ -18,7 +18,7 @@ from rs_reward.modeling import (
     load_processor,
     tiny_model_path,
 )
-from rs_reward.modeling.loading import load_reward_model
+from rs_reward.modeling.loading import SCORE_CONFIG_FILE, load_reward_model, save_score_config
 from rs_reward.modeling.parts import count_parameters, part_of, set_trainable
 from rs_reward.modeling.tiny import TINY_VERSION
 
@@ -122,10 +122,51 @@ def test_full_reward_model_save_load_identical_scores(tiny_reward_path, processo
     torch.testing.assert_close(score(reloaded, processor, scene_images), before, atol=0, rtol=0)
 
 
-def test_lora_reward_model_save_load_and_merge_identical_scores(
+def test_likelihood_term_adds_the_generators_mean_answer_log_likelihood(
     tiny_generator_path, processor, scene_images, tmp_path
 ):
-    args = RSModelConfig(model_name_or_path=tiny_generator_path, use_peft=True, lora_r=4, lora_alpha=8)
+    """`score_likelihood_weight`: the score is the head's value plus the weight times the mean log-probability
+    that the generator itself gives the answer's tokens (the end of turn included); it saves and reloads."""
+    weight = 3.0
+    args = RSModelConfig(model_name_or_path=tiny_generator_path, score_likelihood_weight=weight)
+    model = load_reward_model(args, trainable=False)
+    generator = Qwen2VLForConditionalGeneration.from_pretrained(tiny_generator_path).eval()
+    torch.testing.assert_close(model.lm_head.weight, generator.lm_head.weight, atol=0, rtol=0)
+    batch = encode_scored(processor, scene_images, QUESTIONS, ANSWERS)
+    marker = processor.tokenizer.encode("<|im_start|>assistant\n", add_special_tokens=False)
+    with torch.no_grad():
+        log_probs = torch.log_softmax(generator(**batch).logits.float(), -1)
+        hidden = generator.model(**batch).last_hidden_state
+    expected = []
+    for row, ids in enumerate(batch["input_ids"].tolist()):
+        last = int(batch["attention_mask"][row].sum()) - 1  # right padding
+        start = max(i for i in range(last) if ids[i : i + len(marker)] == marker) + len(marker)
+        answer = torch.tensor([log_probs[row, t - 1, ids[t]] for t in range(start, last + 1)])
+        head = hidden[row, last] @ model.score.weight[0]
+        expected.append(head + weight * answer.mean())
+    torch.testing.assert_close(score(model, processor, scene_images), torch.stack(expected), atol=1e-4, rtol=0)
+
+    model.save_pretrained(tmp_path)
+    reloaded = load_reward_model(RSModelConfig(model_name_or_path=str(tmp_path)), trainable=False)
+    assert reloaded.config.score_likelihood_weight == weight and reloaded.config.score_answer_marker == marker
+    torch.testing.assert_close(
+        score(reloaded, processor, scene_images), score(model, processor, scene_images), atol=ATOL, rtol=0
+    )
+    plain = load_reward_model(RSModelConfig(model_name_or_path=tiny_generator_path), trainable=False)
+    assert not hasattr(plain, "lm_head")  # the paper's head alone unless asked
+
+
+@pytest.mark.parametrize("likelihood_weight", [None, 3.0])
+def test_lora_reward_model_save_load_and_merge_identical_scores(
+    tiny_generator_path, processor, scene_images, tmp_path, likelihood_weight
+):
+    args = RSModelConfig(
+        model_name_or_path=tiny_generator_path,
+        use_peft=True,
+        lora_r=4,
+        lora_alpha=8,
+        score_likelihood_weight=likelihood_weight,
+    )
     model = load_reward_model(args)
     lora_names = [n for n, p in model.named_parameters() if p.requires_grad]
     assert any("lora_" in n and "language_model" in n for n in lora_names)
@@ -138,6 +179,8 @@ def test_lora_reward_model_save_load_and_merge_identical_scores(
     model.eval()
     before = score(model, processor, scene_images)
     model.save_pretrained(tmp_path / "adapter")
+    save_score_config(model, tmp_path / "adapter")  # the likelihood term, which the adapter files do not hold
+    assert (tmp_path / "adapter" / SCORE_CONFIG_FILE).is_file() == bool(likelihood_weight)
     saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
     assert saved["task_type"] == "SEQ_CLS"
     reloaded = load_reward_model(RSModelConfig(model_name_or_path=str(tmp_path / "adapter")), trainable=False)

@@ -25,8 +25,11 @@ ANSWERS = [
 ]
 
 
-@pytest.fixture(scope="module", params=["qwen2-vl-tiny-reward", "qwen2.5-vl-tiny-reward"])
+@pytest.fixture(scope="module", params=["qwen2-vl-tiny-reward", "qwen2.5-vl-tiny-reward", "likelihood"])
 def scorer(request):
+    if request.param == "likelihood":  # the foundation's lm_head kept for the likelihood term
+        args = RSModelConfig(model_name_or_path=FOUNDATION, score_likelihood_weight=20.0)
+        return load_reward_model(args, trainable=False), load_processor(FOUNDATION)
     path = tiny_model_path(request.param)
     model = load_reward_model(RSModelConfig(model_name_or_path=path), trainable=False)
     return model, load_processor(path)

@@ -24,6 +24,10 @@ MC_SUFFIX = "\nChoices: {} Answer from the given choices with A., B., C., D., et
 # batch to that length. A longer prompt is rejected (never cut: a cut question asks something else).
 MAX_PROMPT_CHARS = 8192
 
+# What opens an assistant turn in the Qwen chat template: answer tokens (labels, the score model's likelihood
+# term) start after it.
+ANSWER_MARKER = "<|im_start|>assistant\n"
+
 
 # Where the image goes in the user turn of a scored transcript. The authors' reward-model training and pool
 # scoring put it first (`[image, question]`, the default here, as training must match); their GRPO reward server

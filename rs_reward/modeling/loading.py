@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 
 from ..configs import RSModelConfig
+from ..data.chat import ANSWER_MARKER
+from ..report import write_atomic
 from .parts import LANGUAGE_MODEL_LORA_TARGETS, count_parameters, set_trainable
 from .processing import get_tokenizer, load_processor
 from .reward_model import register_reward_models
@@ -25,6 +27,19 @@ from .tiny import resolve_model_path
 # classes' registered conversion) and name the head `reward_head`; ours is `score`.
 SCORERS_HEAD = "reward_head.weight"
 SCORERS_KEY_MAPPING = {r"^reward_head\.": "score."}
+
+
+# A LoRA adapter folder has no config.json: the likelihood term's settings, which the model must know before it is
+# built, are written beside the adapter (`save_score_config`) and read back when the adapter is loaded.
+SCORE_CONFIG_FILE = "score_config.json"
+LIKELIHOOD_KEYS = ("score_likelihood_weight", "score_answer_marker")
+
+
+def save_score_config(model, folder: str | Path) -> None:
+    """Write the likelihood term's settings beside a saved adapter (nothing for a full checkpoint or no term)."""
+    values = {key: getattr(model.config, key) for key in LIKELIHOOD_KEYS if getattr(model.config, key, None)}
+    if values and (Path(folder) / "adapter_config.json").is_file():
+        write_atomic(Path(folder) / SCORE_CONFIG_FILE, json.dumps(values, indent=2) + "\n")
 
 
 def checkpoint_keys(path: str) -> set[str] | None:
@@ -94,7 +109,7 @@ def load_reward_model(
 
     With `trainable=False` the model is returned in eval mode with gradients off (for scoring).
     """
-    from transformers import AutoModelForSequenceClassification
+    from transformers import AutoConfig, AutoModelForSequenceClassification
     from trl import get_quantization_config
 
     register_reward_models()
@@ -106,12 +121,23 @@ def load_reward_model(
 
         device_map = {"": PartialState().local_process_index} if torch.cuda.is_available() else {"": "cpu"}
     source = resolve_model_path(base) if base else path
+    saved_file = Path(path) / SCORE_CONFIG_FILE
+    saved = json.loads(saved_file.read_text()) if base and saved_file.is_file() else {}
     # A ScoreRS checkpoint: map its `reward_head` onto our `score` head.
     key_mapping = SCORERS_KEY_MAPPING if is_scorers_checkpoint(source) else None
+    # The likelihood term keeps the generator's lm_head: the config must say so before the model is built.
+    weight = model_args.score_likelihood_weight
+    weight = saved.get("score_likelihood_weight") if weight is None else weight
+    config = {"num_labels": 1}
+    if weight is not None:
+        config = {"config": AutoConfig.from_pretrained(source, num_labels=1, trust_remote_code=trust_remote_code)}
+        config["config"].score_likelihood_weight = weight
+        if saved.get("score_answer_marker"):
+            config["config"].score_answer_marker = saved["score_answer_marker"]
     model = AutoModelForSequenceClassification.from_pretrained(
         source,
+        **config,
         key_mapping=key_mapping,
-        num_labels=1,
         revision=model_args.model_revision,
         dtype=torch_dtype(model_args.dtype),
         attn_implementation=model_args.attn_implementation,
@@ -125,6 +151,9 @@ def load_reward_model(
         tokenizer = get_tokenizer(load_processor(path, trust_remote_code=trust_remote_code))
         model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
         model.config.pad_token_id = tokenizer.pad_token_id
+    if getattr(model.config, "score_likelihood_weight", 0) and not getattr(model.config, "score_answer_marker", None):
+        tokenizer = get_tokenizer(load_processor(path, trust_remote_code=trust_remote_code))
+        model.config.score_answer_marker = tokenizer.encode(ANSWER_MARKER, add_special_tokens=False)
 
     if base is not None:
         from peft import PeftModel
@@ -138,7 +167,8 @@ def load_reward_model(
         model = get_peft_model(model, reward_lora_config(model_args))
     elif trainable:
         parts = model_args.trainable_parts()
-        parts.pop("lm_head", None)  # a reward model has a score head instead
+        if not hasattr(model, "lm_head"):
+            parts.pop("lm_head", None)  # a reward model has a score head instead (unless it keeps the likelihood term)
         if parts:
             set_trainable(model, **parts)
 

@@ -63,7 +63,7 @@ def main(script_args, training_args, model_args) -> int:
     from rs_reward.eval.reward_eval import evaluate_reward_model, format_reward_metrics, store_score_statistics
     from rs_reward.hub import reward_model_card
     from rs_reward.modeling import model_processor
-    from rs_reward.modeling.loading import describe_trainable, load_reward_model
+    from rs_reward.modeling.loading import describe_trainable, load_reward_model, save_score_config
     from rs_reward.trainers import RSRewardTrainer
 
     from ._common import (
@@ -95,6 +95,8 @@ def main(script_args, training_args, model_args) -> int:
     )
     result = trainer.train(resume_from_checkpoint=checkpoint_to_resume(training_args, logger))
     trainer.save_model(str(output_dir))
+    if trainer.is_world_process_zero():
+        save_score_config(trainer.model, output_dir)
 
     metrics, metrics_md = {}, None
     if held_out is not None and script_args.evaluate_after_training and trainer.is_world_process_zero():

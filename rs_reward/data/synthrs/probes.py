@@ -72,31 +72,48 @@ def _ngrams(text: str) -> list[str]:
     return words + [f"{a}_{b}" for a, b in zip(words, words[1:])] + [f"#len{min(len(words) // 4, 10)}"]
 
 
+def _difference_rows(pairs: list[dict], vocabulary: dict[str, int], grow: bool):
+    """Sparse rows (nonzero row, column, value) of the n-gram counts of chosen minus rejected, per pair; the
+    vocabulary grows with `grow` (training pairs) and unknown n-grams are dropped otherwise."""
+    rows, columns, values = [], [], []
+    for r, pair in enumerate(pairs):
+        counts: dict[int, float] = defaultdict(float)
+        for side, sign in (("chosen", 1.0), ("rejected", -1.0)):
+            for gram in _ngrams(pair["question"] + " || " + pair[side]):
+                if grow:
+                    vocabulary.setdefault(gram, len(vocabulary))
+                if gram in vocabulary:
+                    counts[vocabulary[gram]] += sign
+        for column, value in counts.items():
+            if value:
+                rows.append(r)
+                columns.append(column)
+                values.append(value)
+    return np.array(rows, dtype=np.int64), np.array(columns, dtype=np.int64), np.array(values)
+
+
 def text_only_pair_probe(train_pairs: list[dict], test_pairs: list[dict]) -> dict[str, dict[str, float]]:
     """Pairs: dicts with `question`, `chosen`, `rejected`, `operator`. Pairwise accuracy per operator of a
-    linear bag-of-words scorer trained on the chosen-minus-rejected difference (no image)."""
+    linear bag-of-words scorer trained on the chosen-minus-rejected difference (no image).
+
+    Each pair is two examples, (c - r, 1) and (r - c, 0), so the scorer cannot use position: `fit_softmax` on
+    them, written for the sparse differences (a few n-grams a pair). By that symmetry the features' mean and the
+    bias stay 0, and two-class softmax is logistic regression on the difference of its two weight vectors."""
     vocabulary: dict[str, int] = {}
-    for pair in train_pairs:
-        for side in ("chosen", "rejected"):
-            for gram in _ngrams(pair["question"] + " || " + pair[side]):
-                vocabulary.setdefault(gram, len(vocabulary))
-
-    def features(pair, side):
-        v = np.zeros(len(vocabulary))
-        for gram in _ngrams(pair["question"] + " || " + pair[side]):
-            if gram in vocabulary:
-                v[vocabulary[gram]] += 1
-        return v
-
-    # Each pair gives two examples, (c - r, 1) and (r - c, 0), so the scorer cannot use position.
-    diffs = np.stack([features(p, "chosen") - features(p, "rejected") for p in train_pairs])
-    x = np.concatenate([diffs, -diffs])
-    y = np.concatenate([np.ones(len(diffs), int), np.zeros(len(diffs), int)])
-    predict = fit_softmax(x, y, 2, l2=1e-2, steps=300)
+    rows, columns, values = _difference_rows(train_pairs, vocabulary, grow=True)
+    n, width = len(train_pairs), len(vocabulary)
+    std = np.sqrt(np.bincount(columns, weights=values**2, minlength=width) / n) + 1e-6
+    weights, lr, l2 = np.zeros(width), 0.5, 1e-2
+    for _ in range(300):
+        margin = np.bincount(rows, weights=values * (weights / std)[columns], minlength=n)
+        residual = 1.0 / (1.0 + np.exp(-margin)) - 1.0
+        gradient = np.bincount(columns, weights=values * residual[rows], minlength=width) / n / std
+        weights -= lr * (2.0 * gradient + l2 * weights)
+    rows, columns, values = _difference_rows(test_pairs, vocabulary, grow=False)
+    margin = np.bincount(rows, weights=values * (weights / std)[columns], minlength=len(test_pairs))
     by_operator = defaultdict(list)
-    for pair in test_pairs:
-        correct = predict((features(pair, "chosen") - features(pair, "rejected"))[None])[0] == 1
-        by_operator[pair["operator"]].append(float(correct))
+    for pair, m in zip(test_pairs, margin):
+        by_operator[pair["operator"]].append(float(m > 0))
     return {op: {"accuracy": float(np.mean(v)), "pairs": len(v)} for op, v in sorted(by_operator.items())}
 
 

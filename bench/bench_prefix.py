@@ -12,6 +12,8 @@
 3. Reward training: items/s of `VisionPreferenceCollator` + forward + backward + AdamW step with items packed
    (chosen + K - 1 rejected answers behind one prefix) vs the same items as expanded pairs (two rows a pair),
    K = 2 and 3, the demo's recipe (vision tower frozen).
+4. The likelihood term (`score_likelihood_weight`, the demo's score model): grouped training items/s with it
+   against the paper's head alone.
 Prints what it measured (and writes it as JSON with --out); nothing is hard-coded.
 """
 
@@ -173,54 +175,70 @@ def memory(size: int, threads: int) -> dict:
     return {"px": size, "k": 16, "plain_peak_mb": plain, "grouped_peak_mb": grouped}
 
 
-def training(ks, items: int, steps: int, threads: int) -> list[dict]:
-    from rs_reward.configs import RSModelConfig
+def training_rows(k: int, items: int):
+    """`items` items of one chosen and k - 1 rejected captions each: as expanded pairs and as grouped items."""
     from rs_reward.data.preference import preference_row
-    from rs_reward.modeling import model_processor
+
+    expanded, grouped = [], []
+    for i, picture in enumerate(images(items, 112, seed=k)):
+        rejected = [ANSWERS[(i + j + 1) % len(ANSWERS)] for j in range(k - 1)]
+        pairs = [
+            preference_row(f"{i}-{j}", picture, "", ANSWERS[i % len(ANSWERS)], r, "caption", "bench")
+            for j, r in enumerate(rejected)
+        ]
+        item = dict(pairs[0])
+        item["rejected"] = [p["rejected"] for p in pairs]
+        expanded.extend(pairs)
+        grouped.append(item)
+    return expanded, grouped
+
+
+def items_per_second(args, collator, rows, items: int, steps: int) -> float:
+    """Median items/s of collate + forward + backward + AdamW step (the first step warms up)."""
     from rs_reward.modeling.loading import load_reward_model
+
+    torch.manual_seed(0)
+    model = load_reward_model(args)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
+    times = []
+    for step in range(steps + 1):
+        start = time.perf_counter()
+        batch = collator(rows)
+        chosen, rejected = model(**batch).logits.squeeze(-1).chunk(2)
+        (-torch.nn.functional.logsigmoid(chosen - rejected).mean()).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        if step:
+            times.append(time.perf_counter() - start)
+    return items / float(np.median(times))
+
+
+def training_args(**extra):
+    from rs_reward.configs import RSModelConfig
+
+    return RSModelConfig(
+        model_name_or_path=MODEL, min_pixels=112 * 112, max_pixels=112 * 112, freeze_vision_tower=True, **extra
+    )
+
+
+def training(ks, items: int, steps: int, threads: int) -> list[dict]:
+    from rs_reward.modeling import model_processor
     from rs_reward.trainers.reward import VisionPreferenceCollator
 
     torch.set_num_threads(threads)
-    args = RSModelConfig(
-        model_name_or_path=MODEL, min_pixels=112 * 112, max_pixels=112 * 112, freeze_vision_tower=True
-    )
+    args = training_args()
     processor = model_processor(args)
     results = []
     print(f"\n## Reward training steps, {items} items a step, vision tower frozen (the demo's recipe)")
     print(f"{'K':>3} {'pairs/item':>10} {'expanded items/s':>17} {'grouped items/s':>16} {'ratio':>6}")
     for k in ks:
-        pictures = images(items, 112, seed=k)
-        rows = []
-        for i, picture in enumerate(pictures):
-            rejected = [ANSWERS[(i + j + 1) % len(ANSWERS)] for j in range(k - 1)]
-            pairs = [
-                preference_row(f"{i}-{j}", picture, "", ANSWERS[i % len(ANSWERS)], r, "caption", "bench")
-                for j, r in enumerate(rejected)
-            ]
-            item = dict(pairs[0])
-            item["rejected"] = [p["rejected"] for p in pairs]
-            rows.append((pairs, item))
-        expanded = [pair for pairs, _ in rows for pair in pairs]
-        item_rows = [item for _, item in rows]
-        speeds = {}
-        for name, collator, batch_rows in (
-            ("expanded", VisionPreferenceCollator(processor), expanded),
-            ("grouped", VisionPreferenceCollator(processor, shared_prefix=True), item_rows),
-        ):
-            torch.manual_seed(0)
-            model = load_reward_model(args)
-            optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
-            times = []
-            for step in range(steps + 1):
-                start = time.perf_counter()
-                batch = collator(batch_rows)
-                chosen, rejected = model(**batch).logits.squeeze(-1).chunk(2)
-                (-torch.nn.functional.logsigmoid(chosen - rejected).mean()).backward()
-                optimizer.step()
-                optimizer.zero_grad()
-                if step:  # the first step warms up
-                    times.append(time.perf_counter() - start)
-            speeds[name] = items / float(np.median(times))
+        expanded, grouped = training_rows(k, items)
+        speeds = {
+            "expanded": items_per_second(args, VisionPreferenceCollator(processor), expanded, items, steps),
+            "grouped": items_per_second(
+                args, VisionPreferenceCollator(processor, shared_prefix=True), grouped, items, steps
+            ),
+        }
         ratio = speeds["grouped"] / speeds["expanded"]
         print(f"{k:>3} {k - 1:>10} {speeds['expanded']:>17.1f} {speeds['grouped']:>16.1f} {ratio:>5.2f}x")
         results.append(
@@ -235,6 +253,23 @@ def training(ks, items: int, steps: int, threads: int) -> list[dict]:
     return results
 
 
+def likelihood(k: int, items: int, steps: int, threads: int, weight: float = 10.0) -> dict:
+    """Grouped training items/s of the demo's score model with its likelihood term (`score_likelihood_weight`)
+    against the paper's head alone, same items, same process."""
+    from rs_reward.modeling import model_processor
+    from rs_reward.trainers.reward import VisionPreferenceCollator
+
+    torch.set_num_threads(threads)
+    processor = model_processor(training_args())
+    collator = VisionPreferenceCollator(processor, shared_prefix=True)
+    _, grouped = training_rows(k, items)
+    head = items_per_second(training_args(), collator, grouped, items, steps)
+    term = items_per_second(training_args(score_likelihood_weight=weight), collator, grouped, items, steps)
+    print(f"\n## The likelihood term (weight {weight}), grouped training, {items} items of K = {k} a step")
+    print(f"head alone {head:.1f} items/s, with the term {term:.1f} items/s: {term / head:.2f}x")
+    return {"k": k, "items": items, "head_items_per_s": head, "with_term_items_per_s": term, "ratio": term / head}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer rows and repeats (under a minute on 2 cores)")
@@ -247,10 +282,12 @@ def main() -> int:
         score = scoring([112, 448], [2, 16], rows_per_k=16, threads=args.threads, repeats=1, batch=16)
         mem = [memory(448, args.threads)]
         train = training([3], items=6, steps=1, threads=args.threads)
+        term = likelihood(3, items=6, steps=1, threads=args.threads)
     else:
         score = scoring([112, 448], [2, 4, 8, 16], rows_per_k=128, threads=args.threads, repeats=3, batch=32)
         mem = [memory(112, args.threads), memory(448, args.threads)]
         train = training([2, 3], items=11, steps=8, threads=args.threads)
+        term = likelihood(3, items=11, steps=8, threads=args.threads)
     result = {
         "model": MODEL,
         "threads": args.threads,
@@ -258,6 +295,7 @@ def main() -> int:
         "scoring": score,
         "memory": mem,
         "training": train,
+        "likelihood_term": term,
     }
     if args.out:
         path = Path(args.out) / "bench_prefix_cpu.json"

@@ -153,6 +153,7 @@ MODEL_KEYS = (
     "freeze_merger",
     "freeze_language_model",
     "freeze_score_head",
+    "score_likelihood_weight",
     "min_pixels",
     "max_pixels",
 )

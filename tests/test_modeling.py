@@ -154,6 +154,9 @@ def test_likelihood_term_adds_the_generators_mean_answer_log_likelihood(
     )
     plain = load_reward_model(RSModelConfig(model_name_or_path=tiny_generator_path), trainable=False)
     assert not hasattr(plain, "lm_head")  # the paper's head alone unless asked
+    plain.save_pretrained(tmp_path / "plain")  # a reward checkpoint without an output layer cannot take the term
+    with pytest.raises(ValueError, match="has no `lm_head.weight`"):
+        load_reward_model(RSModelConfig(model_name_or_path=str(tmp_path / "plain"), score_likelihood_weight=weight))
 
 
 @pytest.mark.parametrize("likelihood_weight", [None, 3.0])

@@ -130,7 +130,18 @@ def load_reward_model(
     weight = saved.get("score_likelihood_weight") if weight is None else weight
     config = {"num_labels": 1}
     if weight is not None:
-        config = {"config": AutoConfig.from_pretrained(source, num_labels=1, trust_remote_code=trust_remote_code)}
+        keys = checkpoint_keys(source)
+        if weight and keys is not None and not any(key.endswith("lm_head.weight") for key in keys):
+            raise ValueError(
+                f"score_likelihood_weight {weight} reads the answer with the checkpoint's output layer, but "
+                f"{source} has no `lm_head.weight` (a model that ties it to the embeddings, such as Qwen2-VL-2B, "
+                "is not supported): leave score_likelihood_weight unset for the paper's head alone"
+            )
+        config = {
+            "config": AutoConfig.from_pretrained(
+                source, num_labels=1, revision=model_args.model_revision, trust_remote_code=trust_remote_code
+            )
+        }
         config["config"].score_likelihood_weight = weight
         if saved.get("score_answer_marker"):
             config["config"].score_answer_marker = saved["score_answer_marker"]

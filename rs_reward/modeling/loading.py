@@ -65,11 +65,6 @@ def checkpoint_keys(path: str) -> set[str] | None:
         return None
 
 
-def is_scorers_checkpoint(path: str) -> bool:
-    keys = checkpoint_keys(path)
-    return keys is not None and SCORERS_HEAD in keys
-
-
 def torch_dtype(name: str | None):
     if name in (None, "auto"):
         return name
@@ -123,14 +118,14 @@ def load_reward_model(
     source = resolve_model_path(base) if base else path
     saved_file = Path(path) / SCORE_CONFIG_FILE
     saved = json.loads(saved_file.read_text()) if base and saved_file.is_file() else {}
+    keys = checkpoint_keys(source)
     # A ScoreRS checkpoint: map its `reward_head` onto our `score` head.
-    key_mapping = SCORERS_KEY_MAPPING if is_scorers_checkpoint(source) else None
+    key_mapping = SCORERS_KEY_MAPPING if keys is not None and SCORERS_HEAD in keys else None
     # The likelihood term keeps the generator's lm_head: the config must say so before the model is built.
     weight = model_args.score_likelihood_weight
     weight = saved.get("score_likelihood_weight") if weight is None else weight
     config = {"num_labels": 1}
     if weight is not None:
-        keys = checkpoint_keys(source)
         if weight and keys is not None and not any(key.endswith("lm_head.weight") for key in keys):
             raise ValueError(
                 f"score_likelihood_weight {weight} reads the answer with the checkpoint's output layer, but "
@@ -158,13 +153,16 @@ def load_reward_model(
     )
     if model_args.score_activation is not None:
         model.config.score_activation = model_args.score_activation
-    if model.config.get_text_config().pad_token_id is None:
+    needs_marker = getattr(model.config, "score_likelihood_weight", 0) and not getattr(
+        model.config, "score_answer_marker", None
+    )
+    if model.config.get_text_config().pad_token_id is None or needs_marker:
         tokenizer = get_tokenizer(load_processor(path, trust_remote_code=trust_remote_code))
-        model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
-        model.config.pad_token_id = tokenizer.pad_token_id
-    if getattr(model.config, "score_likelihood_weight", 0) and not getattr(model.config, "score_answer_marker", None):
-        tokenizer = get_tokenizer(load_processor(path, trust_remote_code=trust_remote_code))
-        model.config.score_answer_marker = tokenizer.encode(ANSWER_MARKER, add_special_tokens=False)
+        if model.config.get_text_config().pad_token_id is None:
+            model.config.get_text_config().pad_token_id = tokenizer.pad_token_id
+            model.config.pad_token_id = tokenizer.pad_token_id
+        if needs_marker:
+            model.config.score_answer_marker = tokenizer.encode(ANSWER_MARKER, add_special_tokens=False)
 
     if base is not None:
         from peft import PeftModel

@@ -66,7 +66,7 @@ demo-docs:
 screenshots: $(STAMP)
 	$(BIN)/python -m rs_reward.pages.browser --out docs/screenshots --root docs/demo \
 		docs/demo/browse/index.html docs/demo/curated/reward_model/browse/index.html docs/demo/bon/browse/index.html \
-		docs/demo/grpo/score_model/browse/index.html
+		docs/demo/grpo/score_model-seed0/browse/index.html
 
 clean-venv:
 	rm -rf $(VENV)

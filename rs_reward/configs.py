@@ -260,7 +260,7 @@ class DemoConfig:
     > Scale
 
         max_steps (training stages cut short), eval_max_rows, clip_arm_batch_size, reward_epochs,
-        grpo_steps, curation_seeds, bon_n_list, workers
+        grpo_steps, curation_seeds, grpo_seeds, bon_n_list, workers
     """
 
     output_dir: str = field(default="runs/demo", metadata={"help": "Folder for every artifact and report.md."})
@@ -310,6 +310,9 @@ class DemoConfig:
         metadata={"help": "GRPO recipes run from the best SFT arm (the run is the file's name after `config_`)."},
     )
     grpo_steps: int = field(default=150, metadata={"help": "GRPO steps per recipe."})
+    grpo_seeds: int = field(
+        default=1, metadata={"help": "GRPO seeds per recipe, all from the same SFT policy (mean and std over seeds)."}
+    )
     bon_recipe: str = field(default="recipes/tiny/bon/config_demo.yaml", metadata={"help": "Best-of-N recipe."})
     bon_n_list: list[int] = field(
         default_factory=lambda: [1, 2, 4, 8, 16], metadata={"help": "The N values of best-of-N."}
@@ -351,8 +354,9 @@ class DemoConfig:
                 f"score_recipes must name the scorers reward_model, clip and random (config_<scorer>.yaml), got "
                 f"{sorted(scorers)}"
             )
-        if self.curation_seeds < 1:
-            raise ValueError(f"curation_seeds must be >= 1, got {self.curation_seeds}")
+        for name in ("curation_seeds", "grpo_seeds"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
         if not self.bon_n_list or min(self.bon_n_list) < 1:
             raise ValueError(f"bon_n_list must hold N values >= 1, got {self.bon_n_list}")
         if not all(0 < f <= 1 for f in self.keep_fractions):

@@ -67,7 +67,8 @@ class FoundationConfig:
 
         model_name_or_path (the random tiny model), vision_steps, max_steps, batch_size, lm_batch_size,
         learning_rate, vision_learning_rate_scale, warmup_steps, weight_decay, perception_weight,
-        grid_weight, kind_weight, caption_probability, presence_of_every_kind, description_checks, first_scene, seed,
+        grid_weight, kind_weight, caption_probability, presence_of_every_kind, description_checks,
+        benchmark_questions, first_scene, seed,
         num_workers
 
     > Evaluation and saving
@@ -128,6 +129,14 @@ class FoundationConfig:
             "which lets one answer give the other away)."
         },
     )
+    benchmark_questions: int = field(
+        default=0,
+        metadata={
+            "help": "Questions per conversation asked the way the evaluation benchmarks ask them, in turn multiple "
+            "choice (answer a letter), grounding (answer a box) and classification (the class list): the answer "
+            "formats a pretrained Qwen2-VL-Instruct knows before any SFT."
+        },
+    )
     description_checks: int = field(
         default=0,
         metadata={
@@ -173,16 +182,34 @@ def make_scene(config: FoundationConfig, split: str, index: int):
     return scene, image, rng
 
 
+# The evaluation formats a pretrained instruct model knows: asked in this order by `benchmark_questions`.
+BENCHMARK_KINDS = ("mc", "vg", "cls")
+
+
 def dense_messages(
-    scene, rng, caption_probability: float, presence_of_every_kind: bool = False, descriptions: int = 0
+    scene,
+    rng,
+    caption_probability: float,
+    presence_of_every_kind: bool = False,
+    descriptions: int = 0,
+    benchmark_questions: int = 0,
 ) -> list[dict]:
     """One multi-turn conversation about one image: dense closed questions (presence of every kind and
-    `descriptions` description checks when asked, `T.dense_training_questions`), then maybe a caption."""
+    `descriptions` description checks when asked, `T.dense_training_questions`) and `benchmark_questions` in the
+    evaluation's formats (multiple choice, grounding, classification: `make_instruction`, the same wording as the
+    benchmarks), in random order, then maybe a caption."""
     if presence_of_every_kind or descriptions:
         questions = T.dense_training_questions(scene, rng, descriptions=descriptions)
     else:
         questions = T.dense_questions(scene, rng)
     turns = [(qa.question, qa.answer) for qa in questions]
+    if benchmark_questions:
+        from .data.synthrs.build import make_instruction
+
+        for i in range(benchmark_questions):
+            instruction = make_instruction(scene, rng, BENCHMARK_KINDS[i % len(BENCHMARK_KINDS)])
+            turns.append((instruction.question, instruction.answer))
+        turns = [turns[i] for i in rng.permutation(len(turns))]
     if rng.random() < caption_probability:
         turns.append((CAPTION_PROMPT, T.render_text(T.claims_from_scene(scene, rng))))
     messages = []
@@ -257,7 +284,12 @@ def make_batch(config: FoundationConfig, processor, step: int, with_text: bool =
         scene, image, rng = make_scene(config, "train", config.first_scene + first + b)
         if with_text:
             messages = dense_messages(
-                scene, rng, config.caption_probability, config.presence_of_every_kind, config.description_checks
+                scene,
+                rng,
+                config.caption_probability,
+                config.presence_of_every_kind,
+                config.description_checks,
+                config.benchmark_questions,
             )
             texts.append(processor.apply_chat_template(messages, tokenize=False))
         images.append(image)
@@ -395,24 +427,44 @@ def _lr_at(step: int, config: FoundationConfig) -> float:
 
 def perception_rows(config: FoundationConfig, scenes: int) -> list[dict]:
     """Held-out questions on fresh scenes: every question type of `dense_questions` (presence: one present and
-    one absent kind), and one description check (correct half the time), each with its scene."""
+    one absent kind), one description check (correct half the time), and one multiple-choice and one grounding
+    question in the benchmarks' formats, each with its scene."""
+    from .data.synthrs.build import make_instruction
+
     rows = []
     for index in range(scenes):
         scene, image, rng = make_scene(config, "test", index)
         for qa in [*T.dense_questions(scene, rng), T.description_check(scene, rng)]:
             rows.append({"image": image, "question": qa.question, "answer": qa.answer, "qtype": qa.qtype})
+        for kind, qtype in (("mc", "multiple_choice"), ("vg", "grounding")):
+            instruction = make_instruction(scene, rng, kind)
+            if instruction.kind == kind:  # grounding needs an object a phrase names uniquely
+                rows.append(
+                    {"image": image, "question": instruction.question, "answer": instruction.answer, "qtype": qtype}
+                )
     return rows
+
+
+def _correct(qtype: str, answer: str, reference: str, size: int) -> bool:
+    """Strict match; the letter for multiple choice; IoU >= 0.5 for grounding (boxes in pixels)."""
+    from .answers import exact_match, extract_choice, iou, parse_box
+
+    if qtype == "multiple_choice":
+        return extract_choice(answer) == reference
+    if qtype == "grounding":
+        return iou(parse_box(answer, size, size), parse_box(reference, size, size)) >= 0.5
+    return exact_match(answer, reference)
 
 
 @torch.no_grad()
 def evaluate_perception(model, processor, config: FoundationConfig, scenes: int | None = None) -> dict:
     """Held-out accuracy per question type (greedy answers, strict match) on fresh SynthRS scenes, with chance."""
-    from .answers import exact_match
     from .data.chat import generation_prompt
 
     was_training = model.training
     model.eval()
-    rows = perception_rows(config, scenes or config.eval_scenes)
+    # Boxes last: a batch of short answers stops at their end tokens, long before a box's 16 tokens.
+    rows = sorted(perception_rows(config, scenes or config.eval_scenes), key=lambda r: r["qtype"] == "grounding")
     tokenizer = processor.tokenizer
     side, tokenizer.padding_side = tokenizer.padding_side, "left"
     hits = defaultdict(list)
@@ -421,10 +473,11 @@ def evaluate_perception(model, processor, config: FoundationConfig, scenes: int 
             batch = rows[start : start + 64]
             texts = [generation_prompt(processor, r["question"]) for r in batch]
             inputs = processor(text=texts, images=[r["image"] for r in batch], padding=True, return_tensors="pt")
-            output = model.generate(**inputs, max_new_tokens=8, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+            # A box in pixels is 16 tokens ("[27, 42, 39, 53]"); every other answer stops at its end token.
+            output = model.generate(**inputs, max_new_tokens=20, do_sample=False, pad_token_id=tokenizer.pad_token_id)
             answers = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
             for row, answer in zip(batch, answers):
-                hits[row["qtype"]].append(float(exact_match(answer, row["answer"])))
+                hits[row["qtype"]].append(float(_correct(row["qtype"], answer, row["answer"], config.image_size)))
     finally:
         tokenizer.padding_side = side
         model.train(was_training)
@@ -450,18 +503,22 @@ def _save_atomic(folder: Path, write) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
-def _vision_phase_run(model_name_or_path: str) -> dict | None:
-    """What the separate vision-phase run this one starts from did (its steps, minutes and config), for the model
-    card and the report; None when the start is anything else (a random tiny model, a finished foundation)."""
+def _earlier_run(model_name_or_path: str) -> tuple[str, dict] | None:
+    """What the foundation run this one starts from did, for the model card and the report: ("started_from",
+    its steps, minutes and config) when it was a separate vision phase, ("continued_from", the same, its
+    perception and its own `started_from`) when it was a conversation run (a later phase continues it); None when
+    the start is not a foundation run (a random tiny model)."""
     from .modeling.tiny import resolve_model_path
 
     card = Path(resolve_model_path(model_name_or_path)) / "metrics.json"
     if not card.is_file():
         return None
     earlier = json.loads(card.read_text())
-    if earlier.get("config", {}).get("vision_steps", 0) < earlier.get("steps", 0):
-        return None  # it had a conversation phase of its own: a continuation, not a split run
-    return {"model": model_name_or_path, **{k: earlier[k] for k in ("steps", "minutes", "config") if k in earlier}}
+    summary = {"model": model_name_or_path, **{k: earlier[k] for k in ("steps", "minutes", "config") if k in earlier}}
+    if earlier.get("config", {}).get("vision_steps", 0) >= earlier.get("steps", 0):
+        return "started_from", summary
+    keep = ("perception", "started_from", "continued_from")
+    return "continued_from", {**summary, **{k: earlier[k] for k in keep if k in earlier}}
 
 
 def train_foundation(config: FoundationConfig) -> dict:
@@ -478,7 +535,7 @@ def train_foundation(config: FoundationConfig) -> dict:
     checkpoint = output / CHECKPOINT
     set_seed(config.seed)
     source = str(checkpoint / "model") if (checkpoint / "state.pt").is_file() else config.model_name_or_path
-    started_from = _vision_phase_run(config.model_name_or_path)
+    earlier = _earlier_run(config.model_name_or_path)
     model = Qwen2VLForConditionalGeneration.from_pretrained(resolve_model_path(source), dtype=torch.float32)
     pixels = config.image_size * config.image_size
     processor = load_processor(resolve_model_path(source), min_pixels=pixels, max_pixels=pixels)
@@ -580,7 +637,7 @@ def train_foundation(config: FoundationConfig) -> dict:
     minutes = elapsed + (time.monotonic() - started) / 60
     result = {
         "perception": metrics,
-        **({"started_from": started_from} if started_from else {}),
+        **(dict([earlier]) if earlier else {}),
         "steps": step,
         "minutes": round(minutes, 1),
         "parameters": f"{sum(p.numel() for p in model.parameters()) / 1e6:.1f} M",

@@ -223,11 +223,51 @@ def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, r
 
     output_dir = Path(output_dir)
     config = result["config"]
-    start = result.get("started_from")  # the separate vision-phase run this one continued
+    earlier = result.get("continued_from")  # the conversation run this one continued (a third phase)
+    start = result.get("started_from") or (earlier or {}).get("started_from")  # the separate vision phase
+    before = (earlier or {}).get("perception", {})
     rows = [
         f"| {qtype} | {m['accuracy']:.3f} | {m['chance']:.3f} | {m['questions']} |"
+        + (f" {before[qtype]['accuracy']:.3f} |" if qtype in before else " - |" if before else "")
         for qtype, m in result["perception"].items()
     ]
+    formats = config.get("benchmark_questions", 0)
+    if earlier and start:
+        runs = [
+            f"- three runs: the vision phase (`{start['model']}`, the vision tower and merger alone, kind_weight"
+            f" {start['config'].get('kind_weight', 1.0):g}), the conversation phase from its model with new perception"
+            f" heads (`{earlier['model']}`, from training scene {earlier['config'].get('first_scene', 0)}), then this"
+            f" run from that model, from training scene {config['first_scene']}"
+            + (
+                f", with {formats} turns per conversation in the evaluation benchmarks' formats (multiple choice"
+                " answered by a letter, grounding by a box, classification from the class list)"
+                if formats
+                else ""
+            ),
+            f"- recipe: `{recipe}`, after the vision and conversation phases (`make foundation` reruns all three)",
+        ]
+        steps = (
+            f"- steps: {start['steps']} vision (batch {start['config']['batch_size']}), {start.get('minutes', '?')}"
+            f" minutes; {earlier['steps']} conversation steps (batch {earlier['config']['lm_batch_size']}),"
+            f" {earlier.get('minutes', '?')} minutes; then {result['steps']} steps (batch {config['lm_batch_size']}),"
+        )
+    elif start:
+        runs = [
+            f"- two runs: the vision phase (`{config['model_name_or_path']}`, the vision tower and merger alone,"
+            f" kind_weight {start['config'].get('kind_weight', 1.0):g}), then the conversation phase from its model"
+            f" with new perception heads, from training scene {config['first_scene']}",
+            f"- recipe: `{recipe}`, after its vision phase (`make foundation` reruns both)",
+        ]
+        steps = (
+            f"- steps: {start['steps']} vision (batch {start['config']['batch_size']}), {start.get('minutes', '?')}"
+            f" minutes; then {result['steps']} conversation steps (batch {config['lm_batch_size']}),"
+        )
+    else:
+        runs = [f"- recipe: `{recipe}` (`make foundation` reruns it)"]
+        steps = (
+            f"- steps: {result['steps']} ({config['vision_steps']} vision, batch {config['batch_size']};"
+            f" then batch {config['lm_batch_size']}),"
+        )
     body = [
         card_header(
             library_name="transformers",
@@ -259,33 +299,21 @@ def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, r
             and (config.get("presence_of_every_kind") or config.get("description_checks"))
             else []
         ),
-        *(
-            [
-                f"- two runs: the vision phase (`{config['model_name_or_path']}`, the vision tower and merger alone,"
-                f" kind_weight {start['config'].get('kind_weight', 1.0):g}), then the conversation phase from its model"
-                f" with new perception heads, from training scene {config['first_scene']}"
-            ]
-            if start
-            else []
-        ),
-        f"- recipe: `{recipe}`"
-        + (", after its vision phase (`make foundation` reruns both)" if start else " (`make foundation` reruns it)"),
+        *runs,
         f"- code: {commit}",
         f"- world: image {config['image_size']} px, object_scale {config['object_scale']},"
         f" max_groups {config['max_groups']}, haze {config['haze_probability']}",
-        (
-            f"- steps: {start['steps']} vision (batch {start['config']['batch_size']}), {start.get('minutes', '?')}"
-            f" minutes; then {result['steps']} conversation steps (batch {config['lm_batch_size']}),"
-            if start
-            else f"- steps: {result['steps']} ({config['vision_steps']} vision, batch {config['batch_size']};"
-            f" then batch {config['lm_batch_size']}),"
-        )
-        + f" {result.get('minutes', '?')} minutes on {result.get('machine', 'this machine')}",
+        steps + f" {result.get('minutes', '?')} minutes on {result.get('machine', 'this machine')}",
         "",
         "## Held-out perception (fresh scenes, greedy answers, strict match)",
         "",
-        "| question type | accuracy | chance | questions |",
-        "|---|---|---|---|",
+        *(
+            ["Multiple choice counts the letter; grounding counts a box at IoU >= 0.5 with the object's (pixels).", ""]
+            if {"multiple_choice", "grounding"} & set(result["perception"])
+            else []
+        ),
+        "| question type | accuracy | chance | questions |" + (" before this run |" if before else ""),
+        "|---|---|---|---|" + ("---|" if before else ""),
         *rows,
         "",
         *(

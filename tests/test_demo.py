@@ -60,6 +60,8 @@ def test_quick_demo_runs_every_stage_and_writes_a_report(tmp_path):
     assert "| model | land_cover | presence | count | kind | colour | position | comparison |" in report
     headline = json.loads((out / "metrics.json").read_text())
     assert headline["score_model"]["accuracy"] == metrics["accuracy"]
+    by_format = headline["score_model"]["accuracy_by_operator_and_format"]
+    assert by_format == metrics["accuracy_by_operator_and_format"] and "| operator | caption |" in report
     assert set(headline["sft_arms"]) == set(arms)
     assert set(headline["curation"]) == {"reward_model", "clip", "random"}
     assert headline["foundation"]["perception_at_training"], "the committed foundation's own metrics are reported"
@@ -67,7 +69,7 @@ def test_quick_demo_runs_every_stage_and_writes_a_report(tmp_path):
         assert (out / "eval" / f"clip-{arm}-seed0-retrieval" / "metrics.json").is_file()
     for run in ("score_model", "no_score_model"):
         assert f"| GRPO {run} |" in report
-        assert (out / "grpo" / run / "reward_history.json").is_file()
+        assert (out / "grpo" / f"{run}-seed0" / "reward_history.json").is_file()
     bon = json.loads((out / "bon" / "metrics.json").read_text())
     assert set(bon["results"]) == {"score_model", "clip_score", "majority_vote", "random", "oracle"}
     oracle = bon["results"]["oracle"]
@@ -75,7 +77,7 @@ def test_quick_demo_runs_every_stage_and_writes_a_report(tmp_path):
     # the report links a page of each kind, and each page is there
     pages = re.findall(r"\]\(([\w/.-]*browse/index\.html)\)", report)
     assert {"browse/index.html", "curated/reward_model/browse/index.html", "bon/browse/index.html"} <= set(pages)
-    assert {f"grpo/{run}/browse/index.html" for run in ("score_model", "no_score_model")} <= set(pages)
+    assert {f"grpo/{run}-seed0/browse/index.html" for run in ("score_model", "no_score_model")} <= set(pages)
     for page in pages:
         assert '<img src="thumbs/' in (out / page).read_text(), page
     stamp = (out / "reward" / "model.safetensors").stat().st_mtime_ns
@@ -142,3 +144,31 @@ def test_a_stage_is_skipped_only_while_its_recipe_overrides_code_and_upstream_st
     (data / "manifest.json").write_text('{"fingerprint": "b"}')
     run_stage("read", task, tmp_path / "read", recipe=str(recipe), output_dir=str(data / "pool"))
     assert len(calls) == 9, "the SynthRS build it reads was rebuilt with another config"
+
+
+def test_grpo_seeds_are_reported_as_mean_and_spread():
+    """`grpo_seeds`: the curves show the mean over seeds step by step, the table first and last logs as mean +- std,
+    and the evaluation columns of the seeds as mean +- std."""
+    from rs_reward.pipeline.report import arms_table, caption_facts_table, grpo_first_last, grpo_table, mean_history
+
+    seeds = [
+        [{"step": 1, "reward": 0.0, "hacking/score_rule_auc": 0.8}, {"step": 2, "reward": 1.0}],
+        [
+            {"step": 1, "reward": 1.0, "hacking/score_rule_auc": 1.0},
+            {"step": 2, "reward": 2.0},
+            {"step": 3, "reward": 5},
+        ],
+    ]
+    assert mean_history(seeds) == [
+        {"step": 1, "reward": 0.5, "hacking/score_rule_auc": 0.9},
+        {"step": 2, "reward": 1.5},
+    ]
+    assert grpo_first_last(seeds, "reward") == ([0.0, 1.0], [1.0, 5])
+    table = grpo_table({"score_model": seeds})
+    assert "| score_model | reward | 0.500 +- 0.500 | 3.000 +- 2.000 |" in table
+    assert "| score_model | hacking/score_rule_auc | 0.900 +- 0.100 | 0.900 +- 0.100 |" in table
+    runs = [{"caption": {"fact_precision": p, "fact_recall": 0.5, "fact_jaccard": 0.4}} for p in (0.6, 0.8)]
+    assert "| GRPO score_model | 0.700 +- 0.100 | 0.500 +- 0.000 | 0.400 +- 0.000 |" in caption_facts_table(
+        {"GRPO score_model": runs}
+    )
+    assert "| GRPO score_model | - | - | - | - | 0.400 +- 0.000 |" in arms_table({"GRPO score_model": runs})

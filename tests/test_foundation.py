@@ -125,6 +125,57 @@ def test_kind_weight_scales_the_object_kind_term_alone():
     assert losses[5.0] - losses[0.0] == pytest.approx(5 * kind_term, rel=1e-4)
 
 
+def test_benchmark_questions_ask_in_the_evaluation_formats():
+    """`benchmark_questions` (config_formats.yaml): multiple choice answered by the letter of the true value,
+    grounding answered by the object's box, classification from the class list, worded as the evaluation asks."""
+    from rs_reward.answers import extract_choice
+    from rs_reward.data.chat import MC_SUFFIX
+
+    seen = set()
+    for index in range(20):
+        scene, _, rng = make_scene(FoundationConfig(), "train", index)
+        messages = dense_messages(scene, rng, caption_probability=0.0, benchmark_questions=3)
+        turns = list(zip(messages[::2], messages[1::2]))
+        plain = dense_messages(*make_scene(FoundationConfig(), "train", index)[::2], caption_probability=0.0)
+        assert len(turns) == len(plain) // 2 + 3
+        for user, assistant in turns:
+            question, answer = user["content"][-1]["text"], assistant["content"][0]["text"]
+            if "Choices:" in question:
+                seen.add("mc")
+                assert question.endswith(MC_SUFFIX.format("")[-50:]) and extract_choice(answer) == answer
+                chosen = question.split(f"{answer}. ")[1].split(" ")[0]
+                assert any(q == question.split("\nChoices:")[0] and chosen in a for q, a in _plain_answers(plain))
+            elif question.startswith("Output the bounding box"):
+                seen.add("vg")
+                expression = question.split("<|object_ref_start|>")[1].split("<|object_ref_end|>")[0]
+                assert [list(box) for e, box in T.grounding_targets(scene) if e == expression] == [json.loads(answer)]
+            elif question.startswith("Classify the image"):
+                seen.add("cls")
+                assert answer == T.LAND_COVER_NAME[scene.land_cover]
+    assert seen == {"mc", "vg", "cls"}
+
+
+def _plain_answers(messages):
+    return [(u["content"][-1]["text"], a["content"][0]["text"]) for u, a in zip(messages[::2], messages[1::2])]
+
+
+def test_perception_scores_letters_and_boxes_in_their_formats():
+    from rs_reward.foundation import _correct, perception_rows
+
+    rows = perception_rows(FoundationConfig(), scenes=6)
+    types = {r["qtype"] for r in rows}
+    assert {"multiple_choice", "grounding", "count", "kind"} <= types
+    mc = next(r for r in rows if r["qtype"] == "multiple_choice")
+    assert _correct("multiple_choice", f"{mc['answer']}.", mc["answer"], 112)
+    assert not _correct("multiple_choice", "E" if mc["answer"] != "E" else "A", mc["answer"], 112)
+    box = json.loads(next(r for r in rows if r["qtype"] == "grounding")["answer"])
+    near = [box[0] + 1, box[1], box[2] + 1, box[3]]
+    far = [v + 40 for v in box]
+    assert _correct("grounding", json.dumps(near), json.dumps(box), 112)
+    assert not _correct("grounding", json.dumps(far), json.dumps(box), 112)
+    assert not _correct("grounding", "airplane", json.dumps(box), 112)
+
+
 def test_only_the_answers_are_labelled():
     processor = load_processor(resolve_model_path("tiny:qwen2-vl-tiny"))
     scene, image, rng = make_scene(FoundationConfig(), "train", 0)
@@ -190,9 +241,9 @@ def test_first_scene_moves_a_run_past_the_scenes_another_run_trained_on():
     assert not torch.equal(targets_0, targets_b)
 
 
-def test_a_conversation_phase_run_from_a_vision_run_names_it_in_its_card(tmp_path):
-    """The two-recipe foundation (`make foundation`): a vision-phase run, then a conversation run from its model;
-    the second's metrics and model card say what the first did."""
+def test_each_foundation_phase_names_the_runs_before_it_in_its_card(tmp_path):
+    """The three-recipe foundation (`make foundation`): a vision-phase run, a conversation run from its model, then
+    the benchmark-format run from that; each one's metrics and model card say what the runs before it did."""
     from rs_reward.hub import foundation_model_card
 
     common = dict(batch_size=2, lm_batch_size=2, warmup_steps=1, eval_scenes=2, eval_every=0, num_workers=0)
@@ -214,6 +265,33 @@ def test_a_conversation_phase_run_from_a_vision_run_names_it_in_its_card(tmp_pat
     text = card.read_text()
     assert "two runs: the vision phase (`" in text and "steps: 2 vision" in text and "training scene 4" in text
     assert "then 1 conversation steps" in text
+    # The third phase (config_formats.yaml) continues the conversation run: its card names all three runs and
+    # shows the perception before it beside the perception after it.
+    formats = FoundationConfig(
+        **{
+            **talk.__dict__,
+            "output_dir": str(tmp_path / "formats"),
+            "model_name_or_path": str(tmp_path / "talk" / "model"),
+            "first_scene": 9,
+            "benchmark_questions": 3,
+        }
+    )
+    third = train_foundation(formats)
+    assert "started_from" not in third and third["continued_from"]["steps"] == 1
+    assert third["continued_from"]["started_from"]["steps"] == 2
+    assert third["continued_from"]["perception"] == result["perception"]
+    assert {"multiple_choice", "grounding"} <= set(third["perception"])
+    text = foundation_model_card(
+        tmp_path / "formats" / "model", recipe="f.yaml", commit="abc", result=third
+    ).read_text()
+    assert "three runs: the vision phase" in text and "from training scene 9, with 3 turns" in text
+    assert "| before this run |" in text and "make foundation` reruns all three" in text
+    from rs_reward.pipeline.report import foundation_training
+
+    assert foundation_training(third) == (
+        f"2 vision steps ({third['continued_from']['started_from']['minutes']} min), then 1 conversation steps"
+        f" ({third['continued_from']['minutes']} min), then 1 steps in the benchmark formats ({third['minutes']} min)"
+    )
 
 
 def test_the_config_refuses_an_image_size_off_the_token_grid():
@@ -244,4 +322,5 @@ def test_the_committed_foundation_perceives_scenes_it_has_never_seen():
     assert accuracy["count"] >= T.QTYPE_CHANCE["count"] + 0.3, accuracy
     assert accuracy["kind"] >= T.QTYPE_CHANCE["kind"] + 0.3, accuracy
     assert accuracy["presence"] >= T.QTYPE_CHANCE["presence"] + 0.25, accuracy
-    assert np.mean([accuracy[t] - metrics[t]["chance"] for t in metrics]) >= 0.35, accuracy
+    # Over the question types it was trained on (not the description checks and benchmark formats, also asked).
+    assert np.mean([accuracy[t] - metrics[t]["chance"] for t in T.CLOSED_QTYPES]) >= 0.35, accuracy

@@ -449,3 +449,48 @@ def test_mixed_sources_image_files_and_parquet_bytes_train_and_evaluate(tmp_path
     # the one bad item, seen by both loads of the same folder, is listed once per split
     rejects = [json.loads(line) for line in (out / "rejects.jsonl").read_text().splitlines()]
     assert [(r["id"], r["split"]) for r in rejects] == [("rs-bad", "train"), ("rs-bad", "held_out")]
+
+
+def test_held_out_accuracy_is_split_by_operator_and_answer_format(monkeypatch):
+    """A wrong colour is one word in a caption and one letter in a multiple-choice answer: the evaluation says
+    which of them a score model misses (`accuracy_by_operator_and_format`) and the report tabulates it."""
+    import numpy as np
+    from datasets import Dataset
+
+    from rs_reward.data.chat import GROUNDING_TEMPLATE, MC_SUFFIX, answer_format
+    from rs_reward.eval import reward_eval
+
+    mc = "What colour are the ships?" + MC_SUFFIX.format("A. red B. blue")
+    questions = ["", "", mc, mc, GROUNDING_TEMPLATE.format("the red ship"), "Is there any ship?"]
+    assert [answer_format(q) for q in questions] == [
+        "caption", "caption", "multiple_choice", "multiple_choice", "grounding", "question"
+    ]  # fmt: skip
+    operators = ["wrong_attribute", "wrong_attribute", "wrong_attribute", "wrong_attribute", "wrong_position", None]
+    rows = Dataset.from_list(
+        [
+            {
+                "id": f"p{i}",
+                "images": [],
+                "prompt": [{"role": "user", "content": q}],
+                "chosen": [{"role": "assistant", "content": "a"}],
+                "rejected": [{"role": "assistant", "content": "b"}],
+                "task": "caption" if not q else "instruction",
+                "source": "synthrs",
+                "operator": op,
+            }
+            for i, (q, op) in enumerate(zip(questions, operators))
+        ]
+    )
+    # Right on both captions, on one of the two multiple-choice pairs, wrong on the box.
+    chosen, rejected = np.array([2.0, 2.0, 2.0, 0.0, 0.0, 1.0]), np.array([1.0, 1.0, 1.0, 1.0, 1.0, 0.0])
+    monkeypatch.setattr(reward_eval, "RewardModelScorer", lambda *a, **k: None)
+    monkeypatch.setattr(reward_eval, "pair_scores", lambda scorer, data, blind=False: (chosen, rejected))
+    metrics = reward_eval.evaluate_reward_model(None, None, rows, blind_control=False)
+    assert metrics["accuracy_by_format"] == {"caption": 1.0, "grounding": 0.0, "multiple_choice": 0.5, "question": 1.0}
+    assert metrics["accuracy_by_operator_and_format"] == {
+        "wrong_attribute": {"caption": [1.0, 2], "multiple_choice": [0.5, 2]},
+        "wrong_position": {"grounding": [0.0, 1]},
+    }
+    table = reward_eval.format_reward_metrics(metrics)
+    assert "| operator | caption | multiple choice | grounding |" in table
+    assert "| wrong_attribute | 1.000 (2) | 0.500 (2) | - |" in table

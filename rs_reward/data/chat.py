@@ -19,6 +19,24 @@ GROUNDING_TEMPLATE = (
 )
 MC_SUFFIX = "\nChoices: {} Answer from the given choices with A., B., C., D., etc."
 
+# How an answer is asked for, read from the question's wording (the templates above): what a reader of a score
+# model's accuracy needs beside the corruption operator (a wrong colour is one word in a caption, one option
+# letter in a multiple-choice answer).
+ANSWER_FORMATS = ("caption", "question", "multiple_choice", "grounding")
+
+
+def answer_format(question: str | None) -> str:
+    """`caption` (no question), `multiple_choice` (the MC suffix's choices), `grounding` (an object reference),
+    else `question` (a short or open answer: VQA, classification, open questions)."""
+    if not question:
+        return "caption"
+    if "\nChoices: " in question:
+        return "multiple_choice"
+    if "<|object_ref_start|>" in question:
+        return "grounding"
+    return "question"
+
+
 # Longest question or RL prompt a generator is asked, in characters (at least one per token, so also a bound on
 # tokens): TRL's GRPO and generation have no prompt limit of their own, and one 20,000-word prompt would pad its
 # batch to that length. A longer prompt is rejected (never cut: a cut question asks something else).

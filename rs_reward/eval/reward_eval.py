@@ -1,6 +1,7 @@
 """Evaluation of a reward (score) model on held-out preference pairs.
 
-- pairwise accuracy overall, per task, per source and (SynthRS) per corruption operator;
+- pairwise accuracy overall, per task, per source, per answer format (caption, question, multiple choice,
+  grounding: `data.chat.answer_format`) and (SynthRS) per corruption operator, alone and by answer format;
 - an image-blind control: the same model, every image replaced by a uniform grey image of the same size (so the
   token count is unchanged): how much of the accuracy comes from looking at the image;
 - Spearman rank correlation of the score with the true quality of each distinct text (SynthRS);
@@ -17,6 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..data.chat import ANSWER_FORMATS, answer_format
 from ..data.images import open_image
 from ..scoring import RewardModelScorer
 
@@ -80,9 +82,20 @@ def evaluate_reward_model(
     }
     by_task = metrics["accuracy_by_task"]
     metrics["accuracy_task_macro"] = float(np.mean(list(by_task.values()))) if by_task else float("nan")
+    formats = [answer_format(prompt[-1]["content"]) for prompt in dataset["prompt"]]
+    metrics["accuracy_by_format"] = _grouped_accuracy(correct, formats)
     if "operator" in columns:
         metrics["accuracy_by_operator"] = _grouped_accuracy(correct, dataset["operator"])
         metrics["pairs_by_operator"] = {k: dataset["operator"].count(k) for k in metrics["accuracy_by_operator"]}
+        # Each operator by answer format: {operator: {format: [accuracy, pairs]}}.
+        by_both = defaultdict(lambda: defaultdict(list))
+        for c, op, fmt in zip(correct, dataset["operator"], formats):
+            if op is not None:
+                by_both[op][fmt].append(c)
+        metrics["accuracy_by_operator_and_format"] = {
+            op: {fmt: [float(np.mean(v)), len(v)] for fmt, v in sorted(by_fmt.items())}
+            for op, by_fmt in sorted(by_both.items())
+        }
     if blind_control and any(row["images"] for row in dataset.select_columns(["images"])):
         blind_chosen, blind_rejected = pair_scores(scorer, dataset, blind=True)
         blind_correct = (blind_chosen > blind_rejected).astype(float)
@@ -167,4 +180,17 @@ def format_reward_metrics(metrics: dict) -> str:
             for op, acc in metrics["accuracy_by_operator"].items()
         ]
         lines += ["", markdown_table(["operator", "accuracy", "image-blind", "pairs"], rows)]
+    if metrics.get("accuracy_by_operator_and_format"):
+        lines += ["", operator_format_table(metrics["accuracy_by_operator_and_format"])]
     return "\n".join(lines)
+
+
+def operator_format_table(by_both: dict) -> str:
+    """Accuracy (pairs) per operator and answer format (`answer_format`): where a score model's misses sit."""
+    from ..report import markdown_table
+
+    formats = [f for f in ANSWER_FORMATS if any(f in row for row in by_both.values())]
+    rows = [
+        [op, *(f"{row[f][0]:.3f} ({row[f][1]})" if f in row else "-" for f in formats)] for op, row in by_both.items()
+    ]
+    return markdown_table(["operator", *(f.replace("_", " ") for f in formats)], rows)

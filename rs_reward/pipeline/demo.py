@@ -3,7 +3,7 @@
     SynthRS -> learnability probes -> the foundation evaluated by question type -> reward model (+ held-out pairs
     with the image-blind control) -> CLIP baseline -> pool scored three ways -> selection -> curation against the
     truth -> SFT arms (full pool, P30S60 by each scorer; seeds) + their evaluation + CLIP arms on their captions
-    -> GRPO from the best arm, with and without the score-model reward -> best-of-N of that arm -> report
+    -> GRPO from the best arm, with and without the score-model reward (seeds) -> best-of-N of that arm -> report
 
 Each stage is a task (`rs_reward.scripts.<task>`) run by `runner.run_stage` on its recipe (named in the
 `DemoConfig`) with the paths of this run as overrides; it is skipped when its fingerprint is unchanged. The curation
@@ -111,12 +111,15 @@ def arm_job(
     return metrics, clip_metrics
 
 
-def grpo_job(demo: DemoConfig, recipe: str, policy: Path, reward_dir: Path, data: Path, output: Path) -> tuple:
-    """One GRPO run from the policy and its evaluation: (name, seconds, eval seconds, metrics, history)."""
+def grpo_job(
+    demo: DemoConfig, recipe: str, seed: int, policy: Path, reward_dir: Path, data: Path, output: Path
+) -> tuple:
+    """One GRPO run (recipe and seed) from the policy and its evaluation: (name, seconds, eval seconds, metrics,
+    history)."""
     name = Path(recipe).stem.removeprefix("config_").replace("demo", "score_model")
-    model_dir = output / "grpo" / name
+    model_dir = output / "grpo" / f"{name}-seed{seed}"
     seconds = run_stage(
-        f"grpo-{name}",
+        f"grpo-{name}-{seed}",
         grpo,
         model_dir,
         force=demo.force,
@@ -126,9 +129,9 @@ def grpo_job(demo: DemoConfig, recipe: str, policy: Path, reward_dir: Path, data
         reward_model_name_or_path=str(reward_dir),
         output_dir=str(model_dir),
         max_steps=demo.grpo_steps,
-        seed=demo.seed,
+        seed=seed,
     )
-    eval_seconds, metrics = evaluate_vlm(demo, f"grpo-{name}", model_dir, data, output)
+    eval_seconds, metrics = evaluate_vlm(demo, f"grpo-{name}-seed{seed}", model_dir, data, output)
     history = json.loads((model_dir / "reward_history.json").read_text())
     return name, seconds, eval_seconds, metrics, history
 
@@ -322,14 +325,21 @@ def run_demo(demo: DemoConfig) -> DemoResults:
     # GRPO from the best SFT arm, with and without the score-model reward; best-of-N of that arm
     best_arm = max(arm_metrics, key=lambda arm: arm_score(arm_metrics[arm][0]))
     policy = output / "sft" / f"{best_arm}-seed{demo.seed}"
-    jobs = [(grpo_job, demo, recipe, policy, reward_dir, data, output) for recipe in demo.grpo_recipes]
+    jobs = [
+        (grpo_job, demo, recipe, seed, policy, reward_dir, data, output)
+        for recipe in demo.grpo_recipes
+        for seed in range(demo.seed, demo.seed + demo.grpo_seeds)
+    ]
     *grpo_results, timings["best-of-N"] = run_parallel(
         [*jobs, (bon_job, demo, policy, reward_dir, base_clip, data, output)], demo.workers
     )
-    grpo_metrics, grpo_histories = {}, {}
+    grpo_metrics: dict[str, list[dict]] = {}
+    grpo_histories: dict[str, list[list[dict]]] = {}
     for name, seconds, eval_seconds, metrics, history in grpo_results:
-        timings[f"GRPO ({name})"], timings[f"eval GRPO ({name})"] = seconds, eval_seconds
-        grpo_metrics[name], grpo_histories[name] = metrics, history
+        timings[f"GRPO ({name})"] = timings.get(f"GRPO ({name})", 0.0) + seconds
+        timings[f"eval GRPO ({name})"] = timings.get(f"eval GRPO ({name})", 0.0) + eval_seconds
+        grpo_metrics.setdefault(name, []).append(metrics)
+        grpo_histories.setdefault(name, []).append(history)
 
     results = DemoResults(
         output=output,

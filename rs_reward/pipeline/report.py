@@ -57,6 +57,20 @@ def vqa_types_table(models: dict[str, list[dict]]) -> str:
     return markdown_table(["model", *VQA_TYPES], rows)
 
 
+CAPTION_FACTS = ("fact_precision", "fact_recall", "fact_jaccard")
+
+
+def caption_facts_table(models: dict[str, list[dict]]) -> str:
+    """Models x caption fact scores against the scene (precision, recall, Jaccard; mean +- std over seeds)."""
+    from rs_reward.report import markdown_table
+
+    rows = [
+        [name] + [_mean_std([r["caption"][k] for r in runs if k in r.get("caption", {})]) for k in CAPTION_FACTS]
+        for name, runs in models.items()
+    ]
+    return markdown_table(["model", "caption fact precision", "recall", "Jaccard"], rows)
+
+
 def summarise_runs(runs: list[dict]) -> dict:
     """{task or task/qtype: {metric: {"mean", "std", "runs"}}} over the seeds of one arm (for metrics.json)."""
     import numpy as np
@@ -117,14 +131,34 @@ GRPO_CURVES = (
 )
 
 
-def grpo_curves(histories: dict[str, list[dict]], folder: Path) -> list[Path]:
-    """One PNG per curve family, one line per GRPO run and metric."""
+def mean_history(histories: list[list[dict]]) -> list[dict]:
+    """The logged entries of several seeds of one GRPO run, averaged step by step (a step and a metric enter where
+    every seed logged them)."""
+    import numpy as np
+
+    by_step = [{e["step"]: e for e in history if "step" in e} for history in histories]
+    steps = sorted(set.intersection(*(set(h) for h in by_step))) if by_step else []
+    out = []
+    for step in steps:
+        entries = [h[step] for h in by_step]
+        keys = set.intersection(*(set(e) for e in entries)) - {"step"}
+        values = {k: [e[k] for e in entries] for k in sorted(keys)}
+        out.append(
+            {"step": step}
+            | {k: float(np.mean(v)) for k, v in values.items() if all(isinstance(x, (int, float)) for x in v)}
+        )
+    return out
+
+
+def grpo_curves(histories: dict[str, list[list[dict]]], folder: Path) -> list[Path]:
+    """One PNG per curve family, one line per GRPO run and metric (the mean over the run's seeds)."""
     from rs_reward.report import line_plot
 
     paths = []
     for name, ylabel, keys in GRPO_CURVES:
         series = {}
-        for run, history in histories.items():
+        for run, seeds in histories.items():
+            history = mean_history(seeds)
             for key in keys:
                 points = [(e["step"], e[key]) for e in history if e.get(key) is not None]
                 if points:
@@ -135,24 +169,37 @@ def grpo_curves(histories: dict[str, list[dict]], folder: Path) -> list[Path]:
     return paths
 
 
-def grpo_table(histories: dict[str, list[dict]]) -> str:
-    """First and last logged value of the main GRPO curves, per run."""
+GRPO_TABLE_KEYS = (
+    "reward",
+    "accuracy/em",
+    "accuracy/open",
+    "hacking/score_rule_auc",
+    "hacking/high_score_rule_fail",
+    "hacking/length_drift",
+)
+
+
+def grpo_first_last(histories: list[list[dict]], key: str) -> tuple[list[float], list[float]]:
+    """The first and the last logged value of `key`, one per seed that logged it."""
+    first, last = [], []
+    for history in histories:
+        values = [e[key] for e in history if e.get(key) is not None]
+        if values:
+            first.append(values[0])
+            last.append(values[-1])
+    return first, last
+
+
+def grpo_table(histories: dict[str, list[list[dict]]]) -> str:
+    """First and last logged value of the main GRPO curves, per run (mean +- std over its seeds)."""
     from rs_reward.report import markdown_table
 
-    keys = [
-        "reward",
-        "accuracy/em",
-        "accuracy/open",
-        "hacking/score_rule_auc",
-        "hacking/high_score_rule_fail",
-        "hacking/length_drift",
-    ]
     rows = []
-    for run, history in histories.items():
-        for key in keys:
-            values = [e[key] for e in history if e.get(key) is not None]
-            if values:
-                rows.append([run, key, f"{values[0]:.3f}", f"{values[-1]:.3f}"])
+    for run, seeds in histories.items():
+        for key in GRPO_TABLE_KEYS:
+            first, last = grpo_first_last(seeds, key)
+            if first:
+                rows.append([run, key, _mean_std(first), _mean_std(last)])
     return markdown_table(["run", "metric", "first log", "last log"], rows)
 
 
@@ -170,8 +217,10 @@ def bon_table(metrics: dict) -> str:
 
 
 def foundation_training(card: dict) -> str:
-    """`3000 vision steps (41 min), then 2200 conversation steps (60 min)`, from the foundation's metrics.json."""
-    config, start = card.get("config", {}), card.get("started_from")
+    """`3000 vision steps (41 min), then 2200 conversation steps (60 min)[, then 800 steps in the benchmark
+    formats (25 min)]`, from the foundation's metrics.json."""
+    config, earlier = card.get("config", {}), card.get("continued_from")
+    start = card.get("started_from") or (earlier or {}).get("started_from")
     phases = []
     if start:
         phases.append(f"{start.get('steps', '?')} vision steps ({start.get('minutes', '?')} min)")
@@ -179,7 +228,14 @@ def foundation_training(card: dict) -> str:
         phases.append(f"{config['vision_steps']} vision steps")
     steps = card.get("steps", "?")
     lm_steps = steps - config.get("vision_steps", 0) if isinstance(steps, int) else steps
-    phases.append(f"{lm_steps} conversation steps ({card.get('minutes', '?')} min{' in all' if not start else ''})")
+    if earlier:
+        phases.append(f"{earlier.get('steps', '?')} conversation steps ({earlier.get('minutes', '?')} min)")
+        what = "steps in the benchmark formats" if config.get("benchmark_questions") else "more conversation steps"
+        phases.append(f"{lm_steps} {what} ({card.get('minutes', '?')} min)")
+    else:
+        phases.append(
+            f"{lm_steps} conversation steps ({card.get('minutes', '?')} min{' in all' if not start else ''})"
+        )
     return ", then ".join(phases)
 
 
@@ -200,8 +256,8 @@ class DemoResults:
     arm_metrics: dict[str, list[dict]]
     clip_arm_metrics: dict[str, list[dict]]
     best_arm: str
-    grpo_metrics: dict[str, dict]
-    grpo_histories: dict[str, list[dict]]
+    grpo_metrics: dict[str, list[dict]]  # per run, one per seed
+    grpo_histories: dict[str, list[list[dict]]]
     grpo_figures: list[Path]
     bon_metrics: dict
     timings: dict[str, float]
@@ -289,7 +345,10 @@ def write_report(demo, r: DemoResults) -> Path:
         "## 3. Reward (score) model",
         "",
         f"The foundation with a score head, trained by `{demo.reward_recipe}` on the preference pairs (the parts that",
-        "recipe leaves unfrozen). Held-out pairs, with the same model scoring every image blanked (image-blind control):",
+        "recipe leaves unfrozen). Held-out pairs, with the same model scoring every image blanked (image-blind control);",
+        "the last table splits each operator by answer format (a wrong colour is one word of a caption, one letter of a",
+        "multiple-choice answer, a wrong position one box of a grounding answer): a score model judges an answer only",
+        "as far as its foundation can give it (the foundation's own multiple-choice and grounding columns, section 2):",
         "",
         format_reward_metrics(reward_metrics),
         "",
@@ -331,18 +390,24 @@ def write_report(demo, r: DemoResults) -> Path:
         "",
         "## 6. GRPO from the best SFT arm",
         "",
-        f"The best SFT arm (`{best_arm}`, by the mean of the columns above) trained with GRPO on SynthRS RL prompts,",
-        "once with the score-model reward on open prompts (`score_vs_reference`) plus exact match on closed ones, and",
-        "once with exact match alone (recipes in the demo config). Held-out evaluation before and after:",
+        f"The best SFT arm (`{best_arm}`, by the mean of the columns above; its seed {demo.seed}) trained with GRPO on",
+        "SynthRS RL prompts, once with the score-model reward on open prompts (`score_vs_reference`) plus exact match on",
+        f"closed ones, and once with exact match alone (recipes in the demo config); {demo.grpo_seeds} GRPO seed(s)",
+        "each (mean +- std). Held-out evaluation before and after:",
         "",
         arms_table(
             {f"SFT {best_arm} (before)": arm_metrics[best_arm][:1]}
-            | {f"GRPO {name}": [metrics] for name, metrics in grpo_metrics.items()}
+            | {f"GRPO {name}": runs for name, runs in grpo_metrics.items()}
+        ),
+        "",
+        caption_facts_table(
+            {f"SFT {best_arm} (before)": arm_metrics[best_arm][:1]}
+            | {f"GRPO {name}": runs for name, runs in grpo_metrics.items()}
         ),
         "",
         vqa_types_table(
             {f"SFT {best_arm} (before)": arm_metrics[best_arm][:1]}
-            | {f"GRPO {name}": [metrics] for name, metrics in grpo_metrics.items()}
+            | {f"GRPO {name}": runs for name, runs in grpo_metrics.items()}
         ),
         "",
         "Training curves (reward per logging step) and the reward-hacking monitor (share of high-score completions the",
@@ -355,9 +420,8 @@ def write_report(demo, r: DemoResults) -> Path:
         "",
         "Sampled completions with their images, reward components and advantages: "
         + ", ".join(
-            f"[{name}](grpo/{name}/browse/index.html)"
-            for name in grpo_metrics
-            if (output / "grpo" / name / "browse" / "index.html").is_file()
+            f"[{page.parent.parent.name}]({page.relative_to(output).as_posix()})"
+            for page in sorted((output / "grpo").glob("*/browse/index.html"))
         )
         + ".",
         "",
@@ -398,6 +462,8 @@ def write_report(demo, r: DemoResults) -> Path:
         "score_model": {
             "accuracy": reward_metrics["accuracy"],
             "accuracy_by_operator": reward_metrics.get("accuracy_by_operator", {}),
+            "accuracy_by_format": reward_metrics.get("accuracy_by_format", {}),
+            "accuracy_by_operator_and_format": reward_metrics.get("accuracy_by_operator_and_format", {}),
             "image_blind": reward_metrics.get("image_blind", {}),
             "spearman_score_vs_true_quality": reward_metrics.get("spearman_score_vs_true_quality"),
         },
@@ -414,11 +480,14 @@ def write_report(demo, r: DemoResults) -> Path:
             arm: summarise_runs([{"clip": r} for r in runs])["clip"] for arm, runs in clip_arm_metrics.items()
         },
         "grpo": {
-            "eval": grpo_metrics,
+            "seeds": demo.grpo_seeds,
+            "eval": {run: summarise_runs(runs) for run, runs in grpo_metrics.items()},
             "first_last": {
-                run: {k: [h[0].get(k), h[-1].get(k)] for k in ("reward", "hacking/score_rule_auc")}
-                for run, h in grpo_histories.items()
-                if h
+                run: {
+                    k: dict(zip(("first", "last"), grpo_first_last(seeds, k)))
+                    for k in ("reward", "hacking/score_rule_auc")
+                }
+                for run, seeds in grpo_histories.items()
             },
         },
         "best_of_n": bon_metrics.get("results", {}),
@@ -431,6 +500,8 @@ def write_report(demo, r: DemoResults) -> Path:
 
 def summary_rows(r: DemoResults) -> dict:
     """The one-screen summary of a run (the demo command prints it)."""
+    import numpy as np
+
     timings, reward_metrics, curation = r.timings, r.reward_metrics, r.curation
     grpo_metrics, bon_metrics, path, output = r.grpo_metrics, r.bon_metrics, r.report, r.output
     rows = {f"{k} (s)": round(v, 1) for k, v in timings.items()}
@@ -444,8 +515,10 @@ def summary_rows(r: DemoResults) -> dict:
                 if "0.3" in r["by_fraction"]
             },
             **{
-                f"GRPO {n}: VQA after": round(m.get("vqa", {}).get("correct", float("nan")), 3)
-                for n, m in grpo_metrics.items()
+                f"GRPO {n}: VQA after": round(
+                    float(np.mean([m.get("vqa", {}).get("correct", np.nan) for m in runs])), 3
+                )
+                for n, runs in grpo_metrics.items()
             },
             **{
                 f"best-of-N {sel} @ N={n_max}": round(by_n[n_max]["mean"], 3)

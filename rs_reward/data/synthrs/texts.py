@@ -330,6 +330,9 @@ QTYPE_CHANCE = {
     "comparison": 1 / 2,
     "kind": 1 / len(OBJECT_KINDS),
     "description": 1 / 2,
+    # The benchmark formats the foundation is also asked in: four options; a box (IoU >= 0.5) by chance ~never.
+    "multiple_choice": 1 / 4,
+    "grounding": 0.0,
 }
 
 

@@ -41,6 +41,7 @@ from torch import nn
 
 from .data.chat import ANSWER_MARKER
 from .data.synthrs import texts as T
+from .data.synthrs.build import make_instruction
 from .data.synthrs.world import COLOURS, LAND_COVERS, MAX_COUNT, OBJECT_KINDS, POSITIONS, render, sample_truth
 
 
@@ -204,8 +205,6 @@ def dense_messages(
         questions = T.dense_questions(scene, rng)
     turns = [(qa.question, qa.answer) for qa in questions]
     if benchmark_questions:
-        from .data.synthrs.build import make_instruction
-
         for i in range(benchmark_questions):
             instruction = make_instruction(scene, rng, BENCHMARK_KINDS[i % len(BENCHMARK_KINDS)])
             turns.append((instruction.question, instruction.answer))
@@ -429,8 +428,6 @@ def perception_rows(config: FoundationConfig, scenes: int) -> list[dict]:
     """Held-out questions on fresh scenes: every question type of `dense_questions` (presence: one present and
     one absent kind), one description check (correct half the time), and one multiple-choice and one grounding
     question in the benchmarks' formats, each with its scene."""
-    from .data.synthrs.build import make_instruction
-
     rows = []
     for index in range(scenes):
         scene, image, rng = make_scene(config, "test", index)

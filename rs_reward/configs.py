@@ -63,6 +63,10 @@ class RSModelConfig(ModelConfig):
         freeze_vision_tower, freeze_merger, freeze_language_model, freeze_score_head (reward models),
         freeze_lm_head (generators).
 
+    > Parameters of the score (reward models; saved with the model, so every later use reads as it trained)
+
+        score_activation, score_likelihood_weight, score_resolve_choices.
+
     Example recipe keys (the paper's score-model stage 2: vision tower + head):
 
         model_name_or_path: Qwen/Qwen2-VL-7B-Instruct
@@ -89,6 +93,14 @@ class RSModelConfig(ModelConfig):
             "help": "Add this weight x the mean log-likelihood of the answer under the generator's own lm_head (kept "
             "beside the score head) to the score; None: as the checkpoint says (a generator: 0, the paper's head "
             "alone). The tiny SynthRS score model uses it (recipes/tiny/reward/README.md).",
+        },
+    )
+    score_resolve_choices: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Read a multiple-choice answer with the option it names written out ('B' -> 'B (red)'), in "
+            "training and in every use of the model (saved in its config); None: as the checkpoint says (absent: "
+            "the letter alone, the paper's layout). The tiny SynthRS score model uses it (recipes/tiny/reward/README.md).",
         },
     )
     freeze_vision_tower: bool = field(default=False, metadata={"help": "Freeze the vision encoder (not the merger)."})

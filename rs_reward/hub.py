@@ -232,6 +232,13 @@ def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, r
         for qtype, m in result["perception"].items()
     ]
     formats = config.get("benchmark_questions", 0)
+    # The runs before this one, oldest first: (name, its steps, its batch, its minutes).
+    phases = [("vision", start, "batch_size")] if start else []
+    phases += [("conversation", earlier, "lm_batch_size")] if earlier else []
+    steps = "- steps: " + "".join(
+        f"{run['steps']} {name} steps (batch {run['config'][batch]}), {run.get('minutes', '?')} minutes; then "
+        for name, run, batch in phases
+    )
     if earlier and start:
         runs = [
             f"- three runs: the vision phase (`{start['model']}`, the vision tower and merger alone, kind_weight"
@@ -244,13 +251,10 @@ def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, r
                 if formats
                 else ""
             ),
-            f"- recipe: `{recipe}`, after the vision and conversation phases (`make foundation` reruns all three)",
+            f"- recipe: `{recipe}`, continuing the vision and conversation phases (`make foundation` reruns those"
+            f" two; then `rs-reward foundation --config {recipe}` with `model_name_or_path` set to their model)",
         ]
-        steps = (
-            f"- steps: {start['steps']} vision (batch {start['config']['batch_size']}), {start.get('minutes', '?')}"
-            f" minutes; {earlier['steps']} conversation steps (batch {earlier['config']['lm_batch_size']}),"
-            f" {earlier.get('minutes', '?')} minutes; then {result['steps']} steps (batch {config['lm_batch_size']}),"
-        )
+        steps += f"{result['steps']} steps (batch {config['lm_batch_size']}),"
     elif start:
         runs = [
             f"- two runs: the vision phase (`{config['model_name_or_path']}`, the vision tower and merger alone,"
@@ -258,14 +262,11 @@ def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, r
             f" with new perception heads, from training scene {config['first_scene']}",
             f"- recipe: `{recipe}`, after its vision phase (`make foundation` reruns both)",
         ]
-        steps = (
-            f"- steps: {start['steps']} vision (batch {start['config']['batch_size']}), {start.get('minutes', '?')}"
-            f" minutes; then {result['steps']} conversation steps (batch {config['lm_batch_size']}),"
-        )
+        steps += f"{result['steps']} conversation steps (batch {config['lm_batch_size']}),"
     else:
         runs = [f"- recipe: `{recipe}` (`make foundation` reruns it)"]
-        steps = (
-            f"- steps: {result['steps']} ({config['vision_steps']} vision, batch {config['batch_size']};"
+        steps += (
+            f"{result['steps']} ({config['vision_steps']} vision, batch {config['batch_size']};"
             f" then batch {config['lm_batch_size']}),"
         )
     body = [

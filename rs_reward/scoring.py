@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .data.chat import PROMPT_ORDERS, encode_scored, truncate_texts
+from .data.chat import PROMPT_ORDERS, encode_scored, resolves_choices, truncate_texts
 from .data.images import open_image
 from .data.io import RowError
 from .modeling.processing import get_tokenizer
@@ -76,6 +76,7 @@ class RewardModelScorer:
         if prompt_order not in PROMPT_ORDERS:
             raise ValueError(f"prompt_order must be one of {PROMPT_ORDERS}, got {prompt_order!r}")
         self.prompt_order = prompt_order
+        self.resolve_choices = resolves_choices(model)  # as the model trained (its config)
         self.model = model.eval()
         self.max_text_tokens = max_text_tokens
         self.max_batch_tokens = max_batch_tokens
@@ -106,6 +107,7 @@ class RewardModelScorer:
             [questions[i] for i in index],
             [texts[i] for i in index],
             prompt_order=self.prompt_order,
+            resolve_choices=self.resolve_choices,
         )
         if any(len(group) > 1 for group in groups):
             local, start = [], 0

@@ -263,7 +263,7 @@ def test_each_foundation_phase_names_the_runs_before_it_in_its_card(tmp_path):
     assert result["started_from"]["steps"] == 2 and result["started_from"]["config"]["vision_steps"] == 2
     card = foundation_model_card(tmp_path / "talk" / "model", recipe="r.yaml", commit="abc", result=result)
     text = card.read_text()
-    assert "two runs: the vision phase (`" in text and "steps: 2 vision" in text and "training scene 4" in text
+    assert "two runs: the vision phase (`" in text and "steps: 2 vision steps" in text and "training scene 4" in text
     assert "then 1 conversation steps" in text
     # The third phase (config_formats.yaml) continues the conversation run: its card names all three runs and
     # shows the perception before it beside the perception after it.
@@ -285,7 +285,8 @@ def test_each_foundation_phase_names_the_runs_before_it_in_its_card(tmp_path):
         tmp_path / "formats" / "model", recipe="f.yaml", commit="abc", result=third
     ).read_text()
     assert "three runs: the vision phase" in text and "from training scene 9, with 3 turns" in text
-    assert "| before this run |" in text and "make foundation` reruns all three" in text
+    assert "| before this run |" in text and "make foundation` reruns those two; then `rs-reward foundation" in text
+    assert "steps: 2 vision steps (batch 2)" in text and "minutes; then 1 conversation steps (batch 2)" in text
     from rs_reward.pipeline.report import foundation_training
 
     assert foundation_training(third) == (

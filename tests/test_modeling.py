@@ -4,6 +4,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from transformers import AutoModelForSequenceClassification, AutoProcessor, Qwen2VLForConditionalGeneration
@@ -385,3 +386,59 @@ def test_tiny_clip_is_identical_when_built_in_two_processes(tmp_path):
         built.append(Path(result.stdout.strip().splitlines()[-1]))
     for file in ("tokenizer.json", "model.safetensors", "config.json"):
         assert (built[0] / file).read_bytes() == (built[1] / file).read_bytes(), file
+
+
+def test_score_resolve_choices_reads_the_named_option_everywhere_and_is_saved_with_the_model(
+    tiny_generator_path, processor, scene_images, tmp_path
+):
+    """`score_resolve_choices`: a multiple-choice answer is read with the option its letter names written after
+    it, by the scorer (and so GRPO rewards and best-of-N) and by the reward trainer's collator; the setting is
+    saved with a full checkpoint and beside a LoRA adapter, so later uses read as the model trained."""
+    from rs_reward.data.chat import MC_SUFFIX, parse_choices, resolve_choice, resolves_choices
+    from rs_reward.scoring import RewardModelScorer
+    from rs_reward.trainers.reward import VisionPreferenceCollator
+
+    question = "What is the land cover?" + MC_SUFFIX.format("A. forest B. bare soil C. water D. farmland")
+    assert parse_choices(question) == {"A": "forest", "B": "bare soil", "C": "water", "D": "farmland"}
+    assert resolve_choice(question, "B") == "B (bare soil)"
+    assert resolve_choice(question, "The answer is D.") == "The answer is D. (farmland)"
+    assert resolve_choice(question, "E") == "E" and resolve_choice(question, "") == ""  # no listed letter
+    assert resolve_choice("What is the land cover?", "B") == "B" and parse_choices("") == {}
+
+    model = load_reward_model(
+        RSModelConfig(model_name_or_path=tiny_generator_path, score_resolve_choices=True), trainable=False
+    )
+    assert resolves_choices(model)
+    image = scene_images[:1] * 2
+    resolved = RewardModelScorer(model, processor).score(image, [question] * 2, ["B", "C"])
+    model.config.score_resolve_choices = False  # the letter alone: the same model reads what it is given
+    plain_scorer = RewardModelScorer(model, processor)
+    written = plain_scorer.score(image, [question] * 2, ["B (bare soil)", "C (water)"])
+    letters = plain_scorer.score(image, [question] * 2, ["B", "C"])
+    model.config.score_resolve_choices = True
+    np.testing.assert_allclose(resolved, written, atol=ATOL)
+    assert not np.allclose(resolved, letters, atol=1e-3)
+
+    row = {
+        "images": [],
+        "prompt": [{"role": "user", "content": question}],
+        "chosen": [{"role": "assistant", "content": "B"}],
+        "rejected": [{"role": "assistant", "content": "C"}],
+    }
+    for shared in (False, True):
+        batch = VisionPreferenceCollator(processor, shared_prefix=shared, resolve_choices=True)([row])
+        text = " ".join(processor.tokenizer.batch_decode(batch["input_ids"]))
+        assert "B (bare soil)" in text and "C (water)" in text, shared
+    model.save_pretrained(tmp_path / "full")
+    assert resolves_choices(
+        load_reward_model(RSModelConfig(model_name_or_path=str(tmp_path / "full")), trainable=False)
+    )
+    lora = load_reward_model(
+        RSModelConfig(model_name_or_path=tiny_generator_path, use_peft=True, lora_r=4, score_resolve_choices=True)
+    )
+    lora.save_pretrained(tmp_path / "adapter")
+    save_score_config(lora, tmp_path / "adapter")
+    reloaded = load_reward_model(RSModelConfig(model_name_or_path=str(tmp_path / "adapter")), trainable=False)
+    assert resolves_choices(reloaded)
+    plain = load_reward_model(RSModelConfig(model_name_or_path=tiny_generator_path), trainable=False)
+    assert not resolves_choices(plain)  # the paper's layout unless asked

@@ -8,8 +8,11 @@ as images).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import field
+
+from ..answers import extract_choice
 
 
 # Prompt layouts of the RS benchmarks (VHM / GeoChat grounding, LHRS-Bench multiple choice), shared by the
@@ -35,6 +38,30 @@ def answer_format(question: str | None) -> str:
     if "<|object_ref_start|>" in question:
         return "grounding"
     return "question"
+
+
+_OPTION = re.compile(r"(?:^|\s)([A-H])\. (.+?)(?=\s+[A-H]\. |$)", re.S)
+
+
+def parse_choices(question: str | None) -> dict[str, str]:
+    """The options of a multiple-choice question asked with `MC_SUFFIX` ("A. x B. y ..."), as {letter: option};
+    empty for any other question, or when the choices are written another way."""
+    if answer_format(question) != "multiple_choice":
+        return {}
+    listed = question.split("\nChoices: ", 1)[1].split(MC_SUFFIX.split("{}")[1].strip(), 1)[0]
+    return dict(_OPTION.findall(listed.strip()))
+
+
+def resolve_choice(question: str | None, answer: str) -> str:
+    """A multiple-choice answer with the option it names written after it ("B" -> "B (red)"); any other answer,
+    or one that names no listed letter, unchanged.
+
+    What a score model with `score_resolve_choices` reads: judging "B" needs the letter looked up among the
+    choices before the option can be checked against the image, a step a small model learns slowly (data card,
+    row 14); written out, the option is judged as a short answer is."""
+    options = parse_choices(question)
+    letter = extract_choice(answer, "".join(options)) if options else None
+    return f"{answer} ({options[letter]})" if letter else answer
 
 
 # Longest question or RL prompt a generator is asked, in characters (at least one per token, so also a bound on
@@ -67,12 +94,19 @@ def prompt_order_field():
 
 
 def scored_conversation(
-    question: str | None, answer: str, with_image: bool = True, prompt_order: str = "image_first"
+    question: str | None,
+    answer: str,
+    with_image: bool = True,
+    prompt_order: str = "image_first",
+    resolve_choices: bool = False,
 ) -> list[dict]:
     """The conversation a score model reads: `[user: (image) + question, assistant: answer]` (`prompt_order`
-    "text_first": `[user: question + image, ...]`)."""
+    "text_first": `[user: question + image, ...]`; `resolve_choices`: a multiple-choice answer followed by the
+    option it names, `resolve_choice`)."""
     if prompt_order not in PROMPT_ORDERS:
         raise ValueError(f"prompt_order must be one of {PROMPT_ORDERS}, got {prompt_order!r}")
+    if resolve_choices:
+        answer = resolve_choice(question, answer)
     user = [{"type": "text", "text": question or ""}]
     if with_image:
         user.insert(0 if prompt_order == "image_first" else 1, {"type": "image"})
@@ -80,6 +114,12 @@ def scored_conversation(
         {"role": "user", "content": user},
         {"role": "assistant", "content": [{"type": "text", "text": answer}]},
     ]
+
+
+def resolves_choices(model) -> bool:
+    """Whether a score model reads multiple-choice answers with their option written out (its config's
+    `score_resolve_choices`, saved with it; absent: the paper's layout, the letter alone)."""
+    return bool(getattr(getattr(model, "config", None), "score_resolve_choices", False))
 
 
 def render(processor, conversation: list[dict], add_generation_prompt: bool = False) -> str:
@@ -105,8 +145,10 @@ def encode_scored(
     questions: Sequence[str | None],
     answers: Sequence[str],
     prompt_order: str = "image_first",
+    resolve_choices: bool = False,
 ):
-    """Tokenise a batch of (image or None, question, answer) for a score model, padded as the tokenizer says.
+    """Tokenise a batch of (image or None, question, answer) for a score model, padded as the tokenizer says
+    (`resolve_choices`: as the model's config says, `resolves_choices`).
 
     Returns a `BatchFeature` with `input_ids`, `attention_mask` and, when any row has an image,
     `pixel_values`, `image_grid_thw` and `mm_token_type_ids` (Qwen2-VL raises without the last).
@@ -116,7 +158,7 @@ def encode_scored(
             f"images, questions and answers differ in length: {len(images)}, {len(questions)}, {len(answers)}"
         )
     texts = [
-        render(processor, scored_conversation(q, a, with_image=image is not None, prompt_order=prompt_order))
+        render(processor, scored_conversation(q, a, image is not None, prompt_order, resolve_choices))
         for image, q, a in zip(images, questions, answers)
     ]
     present = [image for image in images if image is not None]

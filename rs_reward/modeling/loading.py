@@ -29,15 +29,16 @@ SCORERS_HEAD = "reward_head.weight"
 SCORERS_KEY_MAPPING = {r"^reward_head\.": "score."}
 
 
-# A LoRA adapter folder has no config.json: the likelihood term's settings, which the model must know before it is
-# built, are written beside the adapter (`save_score_config`) and read back when the adapter is loaded.
+# A LoRA adapter folder has no config.json: the score settings the base model's config lacks (the likelihood term,
+# which the model must know before it is built, and how it reads multiple-choice answers) are written beside the
+# adapter (`save_score_config`) and read back when the adapter is loaded.
 SCORE_CONFIG_FILE = "score_config.json"
-LIKELIHOOD_KEYS = ("score_likelihood_weight", "score_answer_marker")
+SCORE_CONFIG_KEYS = ("score_likelihood_weight", "score_answer_marker", "score_resolve_choices")
 
 
 def save_score_config(model, folder: str | Path) -> None:
-    """Write the likelihood term's settings beside a saved adapter (nothing for a full checkpoint or no term)."""
-    values = {key: getattr(model.config, key) for key in LIKELIHOOD_KEYS if getattr(model.config, key, None)}
+    """Write the score settings beside a saved adapter (nothing for a full checkpoint or none set)."""
+    values = {key: getattr(model.config, key) for key in SCORE_CONFIG_KEYS if getattr(model.config, key, None)}
     if values and (Path(folder) / "adapter_config.json").is_file():
         write_atomic(Path(folder) / SCORE_CONFIG_FILE, json.dumps(values, indent=2) + "\n")
 
@@ -153,6 +154,10 @@ def load_reward_model(
     )
     if model_args.score_activation is not None:
         model.config.score_activation = model_args.score_activation
+    resolve = model_args.score_resolve_choices
+    resolve = saved.get("score_resolve_choices") if resolve is None else resolve
+    if resolve is not None:
+        model.config.score_resolve_choices = bool(resolve)
     needs_marker = getattr(model.config, "score_likelihood_weight", 0) and not getattr(
         model.config, "score_answer_marker", None
     )

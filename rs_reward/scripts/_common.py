@@ -154,6 +154,7 @@ MODEL_KEYS = (
     "freeze_language_model",
     "freeze_score_head",
     "score_likelihood_weight",
+    "score_resolve_choices",
     "min_pixels",
     "max_pixels",
 )

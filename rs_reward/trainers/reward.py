@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from trl import RewardTrainer
 
-from ..data.chat import encode_scored, truncate_texts
+from ..data.chat import encode_scored, resolves_choices, truncate_texts
 from ..data.images import open_image
 from ..data.preference import group_items
 from ..modeling.processing import get_tokenizer
@@ -56,6 +56,7 @@ class VisionPreferenceCollator:
     image_root: str | None = None
     shared_prefix: bool = False
     max_text_tokens: int | None = None  # each question and answer cut to this many tokens (`truncated` counts them)
+    resolve_choices: bool = False  # multiple-choice answers read with their option (the model's config says)
     truncated: int = 0
 
     def __call__(self, rows: list[dict]) -> dict:
@@ -71,7 +72,13 @@ class VisionPreferenceCollator:
             answers = [text for c, texts in zip(chosen, rejected) for text in (c, *texts)]
             expand = [i for i, texts in enumerate(rejected) for _ in range(1 + len(texts))]
             batch = dict(
-                encode_scored(self.processor, [images[i] for i in expand], [questions[i] for i in expand], answers)
+                encode_scored(
+                    self.processor,
+                    [images[i] for i in expand],
+                    [questions[i] for i in expand],
+                    answers,
+                    resolve_choices=self.resolve_choices,
+                )
             )
             groups = [list(range(starts[i], starts[i + 1])) for i in range(len(rows))]
             batch = pack_groups(batch, groups, get_tokenizer(self.processor).pad_token_id)
@@ -85,6 +92,7 @@ class VisionPreferenceCollator:
                     [images[i] for i in index] * 2,
                     [questions[i] for i in index] * 2,
                     [chosen[i] for i in index] + [rejected[i][k] for i, k in pairs],
+                    resolve_choices=self.resolve_choices,
                 )
             )
         if "margin" in rows[0]:
@@ -142,6 +150,7 @@ class RSRewardTrainer(CheckpointResumeMixin, RewardTrainer):
                 self._sources,
                 shared_prefix=shared,
                 max_text_tokens=getattr(args, "max_length", None),  # TRL's RewardConfig.max_length, per text here
+                resolve_choices=resolves_choices(model),
             )
         collator = kwargs["data_collator"]
         packed = isinstance(collator, VisionPreferenceCollator) and collator.shared_prefix

@@ -232,7 +232,7 @@ def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, r
         for qtype, m in result["perception"].items()
     ]
     formats = config.get("benchmark_questions", 0)
-    # The runs before this one, oldest first: (name, its steps, its batch, its minutes).
+    # The runs before this one, oldest first: (phase name, its result, the config key of its batch size).
     phases = [("vision", start, "batch_size")] if start else []
     phases += [("conversation", earlier, "lm_batch_size")] if earlier else []
     steps = "- steps: " + "".join(

@@ -4,6 +4,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from rs_reward.cli import main
 
 
@@ -172,3 +174,34 @@ def test_grpo_seeds_are_reported_as_mean_and_spread():
         {"GRPO score_model": runs}
     )
     assert "| GRPO score_model | - | - | - | - | 0.400 +- 0.000 |" in arms_table({"GRPO score_model": runs})
+
+
+def test_a_stage_leaves_deterministic_kernels_as_it_found_them(tmp_path):
+    """A recipe's `full_determinism` (the tiny reward recipe sets it) turns deterministic kernels on for the whole
+    process; `run_stage` puts the setting back, so the demo's next in-process stage runs as its own recipe says."""
+    import types
+    from dataclasses import dataclass
+
+    import torch
+    from trl import TrlParser
+
+    from rs_reward.pipeline.runner import run_stage
+
+    @dataclass
+    class Args:
+        output_dir: str = "out"
+        fail: bool = False
+
+    def deterministic_main(args):
+        torch.use_deterministic_algorithms(True)
+        return 1 if args.fail else 0
+
+    task = types.SimpleNamespace(
+        __name__="rs_reward.scripts.fake", make_parser=lambda: TrlParser((Args,)), main=deterministic_main
+    )
+    assert not torch.are_deterministic_algorithms_enabled()
+    run_stage("ok", task, tmp_path / "ok", output_dir=str(tmp_path / "ok"))
+    assert not torch.are_deterministic_algorithms_enabled()
+    with pytest.raises(RuntimeError, match="stage failing failed"):
+        run_stage("failing", task, tmp_path / "failing", output_dir=str(tmp_path / "failing"), fail=True)
+    assert not torch.are_deterministic_algorithms_enabled()

@@ -120,9 +120,17 @@ def run_stage(name: str, task, output: Path, *, force: bool = False, recipe: str
         logger.info("stage %s: up to date in %s, skipped", name, output)
         return json.loads(marker.read_text())["seconds"]
     logger.info("stage %s: rs-reward %s %s", name, task_name, " ".join(task_flags({"config": recipe, **overrides})))
+    import torch
+
     start = time.perf_counter()
-    if task.main(*task_configs(task, recipe, **overrides)) != 0:
-        raise RuntimeError(f"stage {name} failed")
+    # A recipe's `full_determinism` turns deterministic kernels on for the whole process (transformers'
+    # `enable_full_determinism`); the next stage starts as this one did, whatever its recipe said.
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    try:
+        if task.main(*task_configs(task, recipe, **overrides)) != 0:
+            raise RuntimeError(f"stage {name} failed")
+    finally:
+        torch.use_deterministic_algorithms(deterministic)
     seconds = time.perf_counter() - start
     record = {"key": key, "task": task_name, "recipe": recipe, "overrides": overrides, "seconds": seconds}
     output.mkdir(parents=True, exist_ok=True)

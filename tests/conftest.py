@@ -21,6 +21,14 @@ import torch  # noqa: E402
 torch.set_num_threads(2)
 
 
+@pytest.fixture(autouse=True)
+def _default_kernels():
+    """A recipe's `full_determinism` (the tiny reward recipe sets it) turns deterministic kernels on for the whole
+    process when a test calls a task's `main`; every test starts with torch's defaults."""
+    yield
+    torch.use_deterministic_algorithms(False)
+
+
 def write_sft_rows(root: Path, rows: int) -> Path:
     """`root/sft.jsonl`: `rows` caption rows, each on its own 56 px image under `root/images/`."""
     import json

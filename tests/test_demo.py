@@ -199,7 +199,7 @@ def test_a_stage_leaves_deterministic_kernels_as_it_found_them(tmp_path):
     task = types.SimpleNamespace(
         __name__="rs_reward.scripts.fake", make_parser=lambda: TrlParser((Args,)), main=deterministic_main
     )
-    assert not torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(False)  # as a demo process starts (conftest restores it after each test)
     run_stage("ok", task, tmp_path / "ok", output_dir=str(tmp_path / "ok"))
     assert not torch.are_deterministic_algorithms_enabled()
     with pytest.raises(RuntimeError, match="stage failing failed"):

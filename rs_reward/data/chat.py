@@ -41,6 +41,7 @@ def answer_format(question: str | None) -> str:
 
 
 _OPTION = re.compile(r"(?:^|\s)([A-H])\. (.+?)(?=\s+[A-H]\. |$)", re.S)
+_MC_INSTRUCTION = MC_SUFFIX.split("{}")[1].strip()  # what follows the listed choices
 
 
 def parse_choices(question: str | None) -> dict[str, str]:
@@ -48,7 +49,7 @@ def parse_choices(question: str | None) -> dict[str, str]:
     empty for any other question, or when the choices are written another way."""
     if answer_format(question) != "multiple_choice":
         return {}
-    listed = question.split("\nChoices: ", 1)[1].split(MC_SUFFIX.split("{}")[1].strip(), 1)[0]
+    listed = question.split("\nChoices: ", 1)[1].split(_MC_INSTRUCTION, 1)[0]
     return dict(_OPTION.findall(listed.strip()))
 
 

@@ -182,6 +182,34 @@ def test_grouped_training_gives_the_pair_loss_and_its_gradients(tiny_reward_path
                 torch.testing.assert_close(grads[name], grad, atol=1e-5, rtol=1e-4, msg=lambda m, n=name: f"{n}: {m}")
 
 
+def test_items_gather_their_pairs_in_order_after_a_shuffle_and_select():
+    """`group_items` on pair rows behind an indices mapping (as after `max_train_pairs`): one row per item in the
+    order of its first pair, its rejected answers in pair order, the other columns of the first pair, and the
+    rejected feature a list of message lists; a dataset with margins stays pairs."""
+    from datasets import Dataset, List
+
+    from rs_reward.data.preference import group_items, preference_row
+
+    rows = [
+        preference_row("a-0", "a.png", "", "Two ships.", "One ship.", "caption", "s"),
+        preference_row("b-0", "b.png", "How many?", "3", "2", "instruction", "t"),
+        preference_row("a-1", "a.png", "", "Two ships.", "A forest.", "caption", "s"),
+        preference_row("a-2", "a.png", "", "Three tanks.", "Two tanks.", "caption", "s"),
+        preference_row("b-1", "b.png", "How many?", "3", "4", "instruction", "t"),
+    ]
+    pairs = Dataset.from_list(rows).select([4, 0, 2, 1, 3])  # b-1, a-0, a-1, b-0, a-2
+    items = group_items(pairs)
+    assert items["id"] == ["b-1", "a-0", "a-2"] and items["source"] == ["t", "s", "s"]
+    assert [[r[0]["content"] for r in item] for item in items["rejected"]] == [
+        ["4", "2"],
+        ["One ship.", "A forest."],
+        ["Two tanks."],
+    ]
+    assert items["images"] == [rows[4]["images"], rows[0]["images"], rows[3]["images"]]
+    assert items.features["rejected"] == List(pairs.features["rejected"])
+    assert len(group_items(pairs.add_column("margin", [0.0] * 5))) == 5
+
+
 def test_rows_of_different_images_cannot_share_a_group(tiny_reward_path, scene_images):
     """Images of another size differ in their tokens; images of the same size only in their pixels."""
     processor = load_processor(tiny_reward_path)

@@ -14,6 +14,7 @@ A source row with several rejected texts becomes one pair per rejected text (as 
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -311,14 +312,22 @@ def group_items(dataset):
         raw = json.dumps([images, prompt, chosen], sort_keys=True, default=lambda b: hashlib.sha1(b).hexdigest())
         return hashlib.sha1(raw.encode()).hexdigest()
 
+    import pyarrow as pa
+    from datasets import Dataset, DatasetInfo, Features, List
+
     names = ["images", "prompt", "chosen", "rejected"]
-    table = dataset.select_columns(names).with_format("arrow")[:]  # the rows as they are (after any select)
-    columns = {c: table.column(c).to_pylist() for c in names}
+    table = dataset.with_format("arrow")[:]  # the rows as they are (after any select), as one Arrow table
+    columns = {c: table.column(c).to_pylist() for c in names[:3]}
     groups: dict[str, list[int]] = {}
     for i, key in enumerate(map(key_of, columns["images"], columns["prompt"], columns["chosen"])):
         groups.setdefault(key, []).append(i)
-    firsts = [rows[0] for rows in groups.values()]
-    rejected = [[columns["rejected"][i] for i in rows] for rows in groups.values()]
-    keep = {"id", "images", "prompt", "chosen", "task", "source"}
-    items = dataset.select(firsts).remove_columns([c for c in dataset.column_names if c not in keep])
-    return items.add_column("rejected", rejected)
+    firsts = pa.array([rows[0] for rows in groups.values()], pa.int64())
+    # Each item's rejected answers as one list: the pair rows' `rejected` values, taken in item order and cut into
+    # one list per item. Built in Arrow: `Dataset.add_column` after a `select` rewrites every column (images too).
+    order = pa.array([i for rows in groups.values() for i in rows], pa.int64())
+    offsets = pa.array([0, *itertools.accumulate(len(rows) for rows in groups.values())], pa.int32())
+    rejected = pa.ListArray.from_arrays(offsets, table.column("rejected").combine_chunks().take(order))
+    kept = [c for c in dataset.column_names if c in {"id", "images", "prompt", "chosen", "task", "source"}]
+    items = table.select(kept).take(firsts).append_column("rejected", rejected)
+    features = Features({**{c: dataset.features[c] for c in kept}, "rejected": List(dataset.features["rejected"])})
+    return Dataset(items, info=DatasetInfo(features=features))

@@ -69,6 +69,9 @@ def test_quick_demo_runs_every_stage_and_writes_a_report(tmp_path):
     assert headline["foundation"]["perception_at_training"], "the committed foundation's own metrics are reported"
     for arm in arms:
         assert (out / "eval" / f"clip-{arm}-seed0-retrieval" / "metrics.json").is_file()
+    base = json.loads((out / "eval" / "clip-baseline-cls" / "metrics.json").read_text())["metrics"]
+    assert headline["clip_baseline"]["top1"] == base["top1"] and "image_to_text_R@5" in headline["clip_baseline"]
+    assert f"| CLIP baseline (before) | {base['top1']:.3f} |" in report, "the arms are shown beside their start"
     for run in ("score_model", "no_score_model"):
         assert f"| GRPO {run} |" in report
         assert (out / "grpo" / f"{run}-seed0" / "reward_history.json").is_file()

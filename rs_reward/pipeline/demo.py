@@ -65,14 +65,19 @@ def clip_arm(
         max_steps=demo.max_steps,
         global_batch_size=demo.clip_arm_batch_size,
     )
+    return evaluate_clip(demo, f"{arm}-seed{seed}", model_dir, data, output)
+
+
+def evaluate_clip(demo: DemoConfig, name: str, model_dir: Path, data: Path, output: Path) -> dict:
+    """Zero-shot scene classification and image-text retrieval of a CLIP model on the clean evaluation split."""
     metrics = {}
     for kind, eval_data in (
         ("cls", data / "eval" / "classification"),
         ("retrieval", data / "eval" / "dataset_synthrs.json"),
     ):
-        eval_dir = output / "eval" / f"clip-{arm}-seed{seed}-{kind}"
+        eval_dir = output / "eval" / f"clip-{name}-{kind}"
         run_stage(
-            f"eval-clip-{arm}-{seed}-{kind}",
+            f"eval-clip-{name}-{kind}",
             eval_clip,
             eval_dir,
             force=demo.force,
@@ -279,6 +284,8 @@ def run_demo(demo: DemoConfig) -> DemoResults:
         max_steps=demo.max_steps,
         seed=demo.seed,
     )
+    # what the CLIP arms start from, evaluated as they are
+    clip_base_metrics = evaluate_clip(demo, "baseline", base_clip, data, output) if demo.curated_clip_recipe else None
     scores = score_pool(demo, data, output, {"reward_model": reward_dir, "clip": base_clip}, timings)
     curated = output / "curated" / "reward_model"
     timings["filter"] = select(demo, "filter", scores["reward_model"], None, data, curated)
@@ -354,6 +361,7 @@ def run_demo(demo: DemoConfig) -> DemoResults:
         curated=curated,
         arm_metrics=arm_metrics,
         clip_arm_metrics=clip_arm_metrics,
+        clip_base_metrics=clip_base_metrics,
         best_arm=best_arm,
         grpo_metrics=grpo_metrics,
         grpo_histories=grpo_histories,

@@ -315,11 +315,9 @@ def group_items(dataset):
     import pyarrow as pa
     from datasets import Dataset, DatasetInfo, Features, List
 
-    names = ["images", "prompt", "chosen", "rejected"]
     table = dataset.with_format("arrow")[:]  # the rows as they are (after any select), as one Arrow table
-    columns = {c: table.column(c).to_pylist() for c in names[:3]}
     groups: dict[str, list[int]] = {}
-    for i, key in enumerate(map(key_of, columns["images"], columns["prompt"], columns["chosen"])):
+    for i, key in enumerate(map(key_of, *(table.column(c).to_pylist() for c in ("images", "prompt", "chosen")))):
         groups.setdefault(key, []).append(i)
     firsts = pa.array([rows[0] for rows in groups.values()], pa.int64())
     # Each item's rejected answers as one list: the pair rows' `rejected` values, taken in item order and cut into

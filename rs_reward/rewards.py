@@ -32,6 +32,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -184,13 +185,17 @@ def _is_json_list(value) -> bool:
 class ScoreModel:
     """The image-aware score model behind `score_model` and `score_vs_reference`: one shared instance.
 
-    Wraps a `scoring.RewardModelScorer` (batched, no gradients, bf16 autocast on GPU). `calls` counts forward
-    batches, for the tests and the logs.
+    Wraps a `scoring.RewardModelScorer` (batched, no gradients, bf16 autocast on GPU). A score is kept per (row id,
+    question, text), the last `cache_size` of them: a prompt's reference answer is scored once, not once per
+    generation and step, and the AUC monitor reuses the scores the reward computed. The row id stands for its image
+    (`RLRow` ids are unique). `calls` counts forward batches, for the tests and the logs.
     """
 
-    def __init__(self, scorer):
+    def __init__(self, scorer, cache_size: int = 65536):
         self.scorer = scorer
         self.calls = 0
+        self.cache: OrderedDict[tuple, float] = OrderedDict()
+        self.cache_size = cache_size
 
     @classmethod
     def load(
@@ -219,15 +224,28 @@ class ScoreModel:
         return self
 
     def __call__(self, images, questions, texts, ids) -> np.ndarray:
-        self.calls += 1
-        try:
-            scores = np.asarray(self.scorer.score(images, questions, texts), dtype=np.float64)
-        except Exception as error:  # a reward that fails must stop training, with the rows named
-            raise RewardError(f"score model failed on rows {list(ids)[:8]}: {error!r}") from error
-        bad = [i for i, s in zip(ids, scores) if not math.isfinite(s)]
-        if bad:
-            raise RewardError(f"score model gave a non-finite score to rows {bad[:8]}")
-        return scores
+        keys = list(zip(ids, questions, texts))
+        new = {key: i for i, key in enumerate(keys) if key not in self.cache}  # each unscored key, first row
+        if new:
+            index = list(new.values())
+            self.calls += 1
+            try:
+                scores = self.scorer.score(
+                    [images[i] for i in index], [questions[i] for i in index], [texts[i] for i in index]
+                )
+                scores = np.asarray(scores, dtype=np.float64)
+            except Exception as error:  # a reward that fails must stop training, with the rows named
+                raise RewardError(f"score model failed on rows {[ids[i] for i in index][:8]}: {error!r}") from error
+            bad = [ids[i] for i, s in zip(index, scores) if not math.isfinite(s)]
+            if bad:
+                raise RewardError(f"score model gave a non-finite score to rows {bad[:8]}")
+            self.cache.update(zip(new, scores.tolist()))
+        result = np.asarray([self.cache[key] for key in keys], dtype=np.float64)
+        for key in keys:
+            self.cache.move_to_end(key)
+        while len(self.cache) > self.cache_size:
+            self.cache.popitem(last=False)
+        return result
 
 
 def score_model_reward(batch: RewardBatch, *, score_model: ScoreModel | None = None, **_) -> list[float]:

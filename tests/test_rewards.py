@@ -155,6 +155,19 @@ def test_score_vs_reference_follows_the_paper_formula_and_sees_the_image():
     assert all(image is IMAGE for image in images) and questions[0] == "How many ships are there?"
 
 
+def test_the_score_model_scores_a_row_and_text_once_and_keeps_a_bounded_number_of_scores():
+    scorer = KeywordScorer()
+    model = ScoreModel(scorer, cache_size=4)
+    texts = ["two ships", "two ships", "cat", "two ships", "two ships"]
+    got = model([IMAGE] * 5, ["q"] * 4 + ["another q"], texts, ["a", "a", "a", "b", "b"])
+    assert got.tolist() == [2.0, 2.0, -0.5, 2.0, 2.0]
+    # ("a", "two ships") once; the same text of another row, or of another question, is scored on its own
+    assert scorer.seen[-1][2] == ["two ships", "cat", "two ships", "two ships"] and model.calls == 1
+    again = model([IMAGE] * 2, ["q"] * 2, ["cat", "harbor"], ["a", "a"])
+    assert again.tolist() == [-0.5, 1.0] and scorer.seen[-1][2] == ["harbor"] and model.calls == 2
+    assert len(model.cache) == 4 and ("a", "q", "cat") in model.cache  # the least recently used score went
+
+
 def test_reward_hacking_completions_are_not_paid_by_rules():
     # repeating the question and padding with praise: no rule reward pays for it
     question = "How many ships are there?"

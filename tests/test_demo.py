@@ -90,11 +90,20 @@ def test_quick_demo_runs_every_stage_and_writes_a_report(tmp_path):
     assert (out / "reward" / "model.safetensors").stat().st_mtime_ns == stamp, "a rerun skips the finished stages"
 
 
-def test_run_parallel_keeps_the_order_of_the_calls_and_matches_one_process():
-    from rs_reward.pipeline.runner import run_parallel
+def test_worker_pool_runs_calls_in_spawned_workers_or_inline_and_a_failure_cancels_the_queued_calls():
+    import time
 
-    calls = [(pow, 2, 10), (divmod, 17, 5), (pow, 3, 3)]
-    assert run_parallel(calls, workers=2) == run_parallel(calls, workers=1) == [1024, (3, 2), 27]
+    from rs_reward.pipeline.runner import worker_pool
+
+    for workers in (1, 2):
+        with worker_pool(workers) as pool:
+            futures = [pool.submit(pow, 2, 10), pool.submit(divmod, 17, 5), pool.submit(pow, 3, 3)]
+            assert [f.result() for f in futures] == [1024, (3, 2), 27]
+    with pytest.raises(ZeroDivisionError), worker_pool(2) as pool:
+        failing = pool.submit(divmod, 1, 0)
+        queued = [pool.submit(time.sleep, 0.2) for _ in range(30)]
+        failing.result()
+    assert sum(f.cancelled() for f in queued) >= 20, "the queued calls are dropped, not run to the end"
 
 
 def test_a_stage_is_skipped_only_while_its_recipe_overrides_code_and_upstream_stages_are_unchanged(tmp_path):

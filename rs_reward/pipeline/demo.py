@@ -1,14 +1,15 @@
 """The demo's pipeline: the method end to end on SynthRS, one function per stage.
 
-    SynthRS -> learnability probes -> the foundation evaluated by question type -> reward model (+ held-out pairs
-    with the image-blind control) -> CLIP baseline -> pool scored three ways -> selection -> curation against the
+    SynthRS -> learnability probes -> the foundation evaluated by question type -> CLIP baseline -> reward model
+    (+ held-out pairs with the image-blind control) -> pool scored three ways -> selection -> curation against the
     truth -> SFT arms (full pool, P30S60 by each scorer; seeds) + their evaluation + CLIP arms on their captions
     -> GRPO from the best arm, with and without the score-model reward (seeds) -> best-of-N of that arm -> report
 
 Each stage is a task (`rs_reward.scripts.<task>`) run by `runner.run_stage` on its recipe (named in the
-`DemoConfig`) with the paths of this run as overrides; it is skipped when its fingerprint is unchanged. The curation
-arms, the GRPO runs and best-of-N run `workers` at a time in spawned processes (`runner.run_parallel`), so their
-stage functions are module-level and take plain values.
+`DemoConfig`) with the paths of this run as overrides; it is skipped when its fingerprint is unchanged. The reward
+model, the curation arms, the GRPO runs and best-of-N run `workers` at a time in spawned processes
+(`runner.worker_pool`): the arms that need no score model train beside it. So their stage functions are
+module-level and take plain values.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from rs_reward.configs import DemoConfig
 from rs_reward.scripts import bon, browse, clip, eval_clip, eval_vlm, filter, grpo, reward, score, sft, synth
 
 from .report import DemoResults, arm_score, grpo_curves, write_report
-from .runner import run_parallel, run_stage, task_configs
+from .runner import main_threads, run_stage, task_configs, worker_pool
 
 
 logger = logging.getLogger("rs_reward.pipeline")
@@ -141,6 +142,24 @@ def grpo_job(
     return name, seconds, eval_seconds, metrics, history
 
 
+def reward_job(demo: DemoConfig, base: Path, data: Path, reward_dir: Path) -> float:
+    """The score model from the foundation, with its held-out evaluation and image-blind control; its seconds."""
+    return run_stage(
+        "reward",
+        reward,
+        reward_dir,
+        force=demo.force,
+        recipe=demo.reward_recipe,
+        model_name_or_path=str(base),
+        dataset_name=str(data / "preference" / "train"),
+        eval_dataset_name=str(data / "preference" / "test"),
+        output_dir=str(reward_dir),
+        max_steps=demo.max_steps,
+        num_train_epochs=None if demo.max_steps else demo.reward_epochs,
+        seed=demo.seed,
+    )
+
+
 def bon_job(demo: DemoConfig, policy: Path, reward_dir: Path, base_clip: Path, data: Path, output: Path) -> float:
     """Best-of-N from the policy; its seconds."""
     return run_stage(
@@ -191,24 +210,26 @@ def probes(data: Path, image_format: str, output: Path) -> tuple[Path, dict, dic
     return sheet, colour, text_only
 
 
-def score_pool(demo: DemoConfig, data: Path, output: Path, models: dict[str, Path | None], timings: dict) -> dict:
-    """The pool scored by each scorer of `score_recipes`: {scorer: scores folder}."""
-    scores = {}
-    for recipe in demo.score_recipes:
-        kind = Path(recipe).stem.removeprefix("config_")
-        scores[kind] = output / "scores" / kind
-        timings[f"score pool ({kind})"] = run_stage(
-            f"score-{kind}",
-            score,
-            scores[kind],
-            force=demo.force,
-            recipe=recipe,
-            pool=str(data / "pool" / "pool.csv"),
-            output_dir=str(scores[kind]),
-            seed=demo.seed,
-            model_name_or_path=str(models[kind]) if models.get(kind) else None,
-        )
-    return scores
+def pool_scores(demo: DemoConfig, recipe: str, data: Path, output: Path, model: Path | None) -> tuple[Path, float]:
+    """The pool scored by one scorer (`config_<scorer>.yaml`): (its scores folder, seconds)."""
+    folder = output / "scores" / scorer_name(recipe)
+    seconds = run_stage(
+        f"score-{scorer_name(recipe)}",
+        score,
+        folder,
+        force=demo.force,
+        recipe=recipe,
+        pool=str(data / "pool" / "pool.csv"),
+        output_dir=str(folder),
+        seed=demo.seed,
+        model_name_or_path=str(model) if model else None,
+    )
+    return folder, seconds
+
+
+def scorer_name(recipe: str) -> str:
+    """`recipes/tiny/score/config_clip.yaml` -> `clip`."""
+    return Path(recipe).stem.removeprefix("config_")
 
 
 def select(demo: DemoConfig, name: str, scores: Path, fractions: list[str] | None, data: Path, folder: Path) -> float:
@@ -254,24 +275,7 @@ def run_demo(demo: DemoConfig) -> DemoResults:
     foundation_card = json.loads((base / "metrics.json").read_text()) if (base / "metrics.json").is_file() else {}
     timings["eval foundation"], foundation_metrics = evaluate_vlm(demo, "foundation", base, data, output)
 
-    # Reward model from the foundation (+ held-out evaluation with the image-blind control)
-    timings["reward model"] = run_stage(
-        "reward",
-        reward,
-        reward_dir,
-        force=demo.force,
-        recipe=demo.reward_recipe,
-        model_name_or_path=str(base),
-        dataset_name=str(data / "preference" / "train"),
-        eval_dataset_name=str(data / "preference" / "test"),
-        output_dir=str(reward_dir),
-        max_steps=demo.max_steps,
-        num_train_epochs=None if demo.max_steps else demo.reward_epochs,
-        seed=demo.seed,
-    )
-    reward_metrics = json.loads((reward_dir / "eval_metrics.json").read_text())
-
-    # CLIP-score baseline; the pool scored three ways; selection; curation against the truth; the pool's page
+    # CLIP-score baseline, and what the CLIP arms start from evaluated as it is
     base_clip = output / "clip"
     timings["CLIP baseline"] = run_stage(
         "clip",
@@ -284,62 +288,89 @@ def run_demo(demo: DemoConfig) -> DemoResults:
         max_steps=demo.max_steps,
         seed=demo.seed,
     )
-    # what the CLIP arms start from, evaluated as they are
     clip_base_metrics = evaluate_clip(demo, "baseline", base_clip, data, output) if demo.curated_clip_recipe else None
-    scores = score_pool(demo, data, output, {"reward_model": reward_dir, "clip": base_clip}, timings)
-    curated = output / "curated" / "reward_model"
-    timings["filter"] = select(demo, "filter", scores["reward_model"], None, data, curated)
-    start = time.perf_counter()
-    curation = compare_scorers(
-        {k: str(v) for k, v in scores.items()},
-        str(data / "pool" / "truth.parquet"),
-        demo.keep_fractions,
-        plot=output / "figures" / "precision_vs_kept.png",
-    )
-    (output / "curation_metrics.json").write_text(json.dumps(curation, indent=2) + "\n")
-    timings["curation report"] = time.perf_counter() - start
-    timings["browse page"] = run_stage(
-        "browse",
-        browse,
-        output / "browse",
-        force=demo.force,
-        scores=str(scores["reward_model"]),
-        compare=str(scores["clip"]),
-        pool=str(data / "pool" / "pool.csv"),
-        fractions=["0.3", demo.arm_selection],
-        output_dir=str(output / "browse"),
-    )
 
-    # SFT from the foundation on the full pool and on each scorer's per-task selection, evaluated; CLIP arms
-    arms = {"full": (scores["random"], "1.0")}
-    arms |= {f"{k}-{arm_tag(demo.arm_selection)}": (v, demo.arm_selection) for k, v in scores.items()}
+    # The score model trains in one worker while the curation arms that do not need it (the full pool, the other
+    # scorers' selections) train in the other; its own arms follow as soon as it has scored the pool. GRPO and
+    # best-of-N then start from the best arm in the same workers.
+    tag, seeds = arm_tag(demo.arm_selection), range(demo.seed, demo.seed + demo.curation_seeds)
+    arms = {"full": ("random", "1.0")}
+    arms |= {f"{scorer_name(r)}-{tag}": (scorer_name(r), demo.arm_selection) for r in demo.score_recipes}
+    models = {"reward_model": reward_dir, "clip": base_clip}
+    scores: dict[str, Path] = {}
+    arm_futures: dict[str, list] = {}
     start = time.perf_counter()
-    jobs = []
-    for arm, (score_dir, fraction) in arms.items():
-        subset = output / "curated" / arm
-        select(demo, f"select-{arm}", score_dir, [fraction], data, subset)
-        rows_file = next(subset.glob("keep-*/sft.jsonl"))
-        for seed in range(demo.seed, demo.seed + demo.curation_seeds):
-            jobs.append((arm_job, demo, arm, seed, rows_file, base, base_clip, data, output))
-    arm_metrics: dict[str, list[dict]] = {}
-    clip_arm_metrics: dict[str, list[dict]] = {}
-    for (_, _, arm, *_), (metrics, clip_metrics) in zip(jobs, run_parallel(jobs, demo.workers)):
-        arm_metrics.setdefault(arm, []).append(metrics)
-        if clip_metrics is not None:
-            clip_arm_metrics.setdefault(arm, []).append(clip_metrics)
-    timings["SFT + eval of the curation arms"] = time.perf_counter() - start
+    with worker_pool(demo.workers) as pool, main_threads(demo.workers):
 
-    # GRPO from the best SFT arm, with and without the score-model reward; best-of-N of that arm
-    best_arm = max(arm_metrics, key=lambda arm: arm_score(arm_metrics[arm][0]))
-    policy = output / "sft" / f"{best_arm}-seed{demo.seed}"
-    jobs = [
-        (grpo_job, demo, recipe, seed, policy, reward_dir, data, output)
-        for recipe in demo.grpo_recipes
-        for seed in range(demo.seed, demo.seed + demo.grpo_seeds)
-    ]
-    *grpo_results, timings["best-of-N"] = run_parallel(
-        [*jobs, (bon_job, demo, policy, reward_dir, base_clip, data, output)], demo.workers
-    )
+        def score_and_start_arms(recipes: list[str]) -> None:
+            for recipe in recipes:
+                name = scorer_name(recipe)
+                scores[name], timings[f"score pool ({name})"] = pool_scores(
+                    demo, recipe, data, output, models.get(name)
+                )
+            for arm, (scorer, fraction) in arms.items():
+                if scorer in scores and arm not in arm_futures:
+                    subset = output / "curated" / arm
+                    select(demo, f"select-{arm}", scores[scorer], [fraction], data, subset)
+                    rows_file = next(subset.glob("keep-*/sft.jsonl"))
+                    arm_futures[arm] = [
+                        pool.submit(arm_job, demo, arm, seed, rows_file, base, base_clip, data, output)
+                        for seed in seeds
+                    ]
+
+        reward_future = pool.submit(reward_job, demo, base, data, reward_dir)
+        score_and_start_arms([r for r in demo.score_recipes if models.get(scorer_name(r)) != reward_dir])
+        timings["reward model"] = reward_future.result()
+        reward_metrics = json.loads((reward_dir / "eval_metrics.json").read_text())
+        score_and_start_arms([r for r in demo.score_recipes if models.get(scorer_name(r)) == reward_dir])
+
+        # the score model's selections with their cards; curation against the truth; the pool's page
+        curated = output / "curated" / "reward_model"
+        timings["filter"] = select(demo, "filter", scores["reward_model"], None, data, curated)
+        curation_start = time.perf_counter()
+        curation = compare_scorers(
+            {k: str(v) for k, v in scores.items()},
+            str(data / "pool" / "truth.parquet"),
+            demo.keep_fractions,
+            plot=output / "figures" / "precision_vs_kept.png",
+        )
+        (output / "curation_metrics.json").write_text(json.dumps(curation, indent=2) + "\n")
+        timings["curation report"] = time.perf_counter() - curation_start
+        timings["browse page"] = run_stage(
+            "browse",
+            browse,
+            output / "browse",
+            force=demo.force,
+            scores=str(scores["reward_model"]),
+            compare=str(scores["clip"]),
+            pool=str(data / "pool" / "pool.csv"),
+            fractions=["0.3", demo.arm_selection],
+            output_dir=str(output / "browse"),
+        )
+
+        arm_metrics: dict[str, list[dict]] = {}
+        clip_arm_metrics: dict[str, list[dict]] = {}
+        for arm in arms:  # the report's order, whatever order they ran in
+            for future in arm_futures[arm]:
+                metrics, clip_metrics = future.result()
+                arm_metrics.setdefault(arm, []).append(metrics)
+                if clip_metrics is not None:
+                    clip_arm_metrics.setdefault(arm, []).append(clip_metrics)
+        timings["reward model and curation arms (SFT, eval, CLIP), together"] = time.perf_counter() - start
+
+        # GRPO from the best SFT arm, with and without the score-model reward; best-of-N of that arm
+        best_arm = max(arm_metrics, key=lambda arm: arm_score(arm_metrics[arm][0]))
+        policy = output / "sft" / f"{best_arm}-seed{demo.seed}"
+        start = time.perf_counter()
+        grpo_futures = [
+            pool.submit(grpo_job, demo, recipe, seed, policy, reward_dir, data, output)
+            for recipe in demo.grpo_recipes
+            for seed in range(demo.seed, demo.seed + demo.grpo_seeds)
+        ]
+        bon_future = pool.submit(bon_job, demo, policy, reward_dir, base_clip, data, output)
+        grpo_results = [future.result() for future in grpo_futures]
+        timings["best-of-N"] = bon_future.result()
+        timings["GRPO and best-of-N, together"] = time.perf_counter() - start
     grpo_metrics: dict[str, list[dict]] = {}
     grpo_histories: dict[str, list[list[dict]]] = {}
     for name, seconds, eval_seconds, metrics, history in grpo_results:

@@ -1,4 +1,5 @@
-"""Run a task as a stage of a pipeline: skipped when its fingerprint is unchanged, timed, in parallel when asked.
+"""Run a task as a stage of a pipeline: skipped when its fingerprint is unchanged, timed; a pool of workers for
+stages that run side by side.
 
 A stage is one task (`rs_reward.scripts.<task>`) with one recipe and a few overrides:
 
@@ -20,6 +21,9 @@ import json
 import logging
 import os
 import time
+from collections.abc import Iterator
+from concurrent.futures import Executor, Future
+from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
 
@@ -138,6 +142,12 @@ def run_stage(name: str, task, output: Path, *, force: bool = False, recipe: str
     return seconds
 
 
+def threads_per_worker(workers: int) -> int:
+    """The cores this process may use (a container or taskset may allow fewer than the machine has) / workers."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // workers)
+
+
 def _init_worker(threads: int) -> None:
     import torch
 
@@ -147,20 +157,53 @@ def _init_worker(threads: int) -> None:
     setup_logging("rs_reward.pipeline")
 
 
-def run_parallel(calls: list[tuple], workers: int) -> list:
-    """`[fn(*args) for fn, *args in calls]`, `workers` at a time in spawned processes sharing the cores.
+class InlineExecutor(Executor):
+    """`workers=1`: each call runs when it is submitted, in this process (the pool's code path, one at a time)."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        future = Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as error:  # stored, raised by `result()` as a pool's future would
+            future.set_exception(error)
+        return future
+
+
+@contextmanager
+def worker_pool(workers: int) -> Iterator[Executor]:
+    """`workers` spawned processes sharing the cores (`cores // workers` threads each), or this process for 1.
 
     On a 2-core machine two 1-thread processes train these tiny models ~1.3x faster than one 2-thread process.
-    `fn` must be a module-level function; results come back in the order of `calls`.
+    Submitted functions must be module-level; calls start in the order they were submitted as workers free up.
+    When the block raises, the calls still queued are cancelled (those running finish).
     """
-    if workers <= 1 or len(calls) <= 1:
-        return [fn(*args) for fn, *args in calls]
+    if workers <= 1:
+        yield InlineExecutor()
+        return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    threads = max(1, cores // workers)  # the cores this process may use (a container or taskset may allow fewer)
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,)) as pool:
-        futures = [pool.submit(fn, *args) for fn, *args in calls]
-        return [future.result() for future in futures]
+    threads = threads_per_worker(workers)
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(threads,))
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(cancel_futures=True)  # a failed stage stops the run without waiting for the queued ones
+        raise
+    pool.shutdown()
+
+
+@contextmanager
+def main_threads(workers: int) -> Iterator[None]:
+    """This process's torch threads while `workers` pool processes use the cores (what it runs beside them, such
+    as scoring the pool, takes its share and no more); restored after."""
+    import torch
+
+    before = torch.get_num_threads()
+    if workers > 1:
+        torch.set_num_threads(threads_per_worker(workers))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

@@ -142,9 +142,11 @@ def grpo_job(
     return name, seconds, eval_seconds, metrics, history
 
 
-def reward_job(demo: DemoConfig, base: Path, data: Path, reward_dir: Path) -> float:
-    """The score model from the foundation, with its held-out evaluation and image-blind control; its seconds."""
-    return run_stage(
+def reward_job(demo: DemoConfig, base: Path, data: Path, output: Path) -> dict[str, float]:
+    """The score model from the foundation, with its held-out evaluation and image-blind control, then the pool
+    scored with it: the stages' seconds."""
+    reward_dir = output / "reward"
+    seconds = run_stage(
         "reward",
         reward,
         reward_dir,
@@ -158,6 +160,28 @@ def reward_job(demo: DemoConfig, base: Path, data: Path, reward_dir: Path) -> fl
         num_train_epochs=None if demo.max_steps else demo.reward_epochs,
         seed=demo.seed,
     )
+    _, scoring = pool_scores(demo, scorer_recipe(demo, "reward_model"), data, output, reward_dir)
+    return {"reward model": seconds, "score pool (reward_model)": scoring}
+
+
+def clip_job(demo: DemoConfig, data: Path, output: Path) -> tuple[dict[str, float], dict | None]:
+    """The CLIP-score baseline, evaluated as it is (what the CLIP arms start from), then the pool scored with it:
+    (the stages' seconds, its metrics)."""
+    base_clip = output / "clip"
+    seconds = run_stage(
+        "clip",
+        clip,
+        base_clip,
+        force=demo.force,
+        recipe=demo.clip_recipe,
+        train_file=str(data / "pretrain" / "sft.jsonl"),
+        output_dir=str(base_clip),
+        max_steps=demo.max_steps,
+        seed=demo.seed,
+    )
+    metrics = evaluate_clip(demo, "baseline", base_clip, data, output) if demo.curated_clip_recipe else None
+    _, scoring = pool_scores(demo, scorer_recipe(demo, "clip"), data, output, base_clip)
+    return {"CLIP baseline": seconds, "score pool (clip)": scoring}, metrics
 
 
 def bon_job(demo: DemoConfig, policy: Path, reward_dir: Path, base_clip: Path, data: Path, output: Path) -> float:
@@ -232,6 +256,16 @@ def scorer_name(recipe: str) -> str:
     return Path(recipe).stem.removeprefix("config_")
 
 
+def scorer_recipe(demo: DemoConfig, name: str) -> str:
+    """The recipe of `score_recipes` named `config_<name>.yaml`."""
+    for recipe in demo.score_recipes:
+        if scorer_name(recipe) == name:
+            return recipe
+    raise ValueError(
+        f"score_recipes has no config_{name}.yaml: the demo needs the reward_model, clip and random scorers"
+    )
+
+
 def select(demo: DemoConfig, name: str, scores: Path, fractions: list[str] | None, data: Path, folder: Path) -> float:
     """`rs-reward filter`: the selections of one scorer's scores, with their data cards."""
     return run_stage(
@@ -266,48 +300,23 @@ def run_demo(demo: DemoConfig) -> DemoResults:
     data, synth_config = build_synthrs(demo, output)
     timings["synth"] = time.perf_counter() - start
 
-    start = time.perf_counter()
-    sheet, colour, text_only = probes(data, synth_config.image_format, output)
-    timings["probes"] = time.perf_counter() - start
-
-    # The foundation (committed; `make foundation` retrains it), evaluated on the clean splits by question type
-    base, reward_dir = Path(resolve_model_path(demo.foundation)), output / "reward"
+    # The score model trains in one worker while the other evaluates the foundation, trains the CLIP-score baseline
+    # and then the curation arms that need no score model (the full pool, the other scorers' selections); the score
+    # model's own arms start as soon as it has scored the pool. GRPO and best-of-N follow in the same workers.
+    base = Path(resolve_model_path(demo.foundation))
     foundation_card = json.loads((base / "metrics.json").read_text()) if (base / "metrics.json").is_file() else {}
-    timings["eval foundation"], foundation_metrics = evaluate_vlm(demo, "foundation", base, data, output)
-
-    # CLIP-score baseline, and what the CLIP arms start from evaluated as it is
-    base_clip = output / "clip"
-    timings["CLIP baseline"] = run_stage(
-        "clip",
-        clip,
-        base_clip,
-        force=demo.force,
-        recipe=demo.clip_recipe,
-        train_file=str(data / "pretrain" / "sft.jsonl"),
-        output_dir=str(base_clip),
-        max_steps=demo.max_steps,
-        seed=demo.seed,
-    )
-    clip_base_metrics = evaluate_clip(demo, "baseline", base_clip, data, output) if demo.curated_clip_recipe else None
-
-    # The score model trains in one worker while the curation arms that do not need it (the full pool, the other
-    # scorers' selections) train in the other; its own arms follow as soon as it has scored the pool. GRPO and
-    # best-of-N then start from the best arm in the same workers.
+    reward_dir, base_clip = output / "reward", output / "clip"
     tag, seeds = arm_tag(demo.arm_selection), range(demo.seed, demo.seed + demo.curation_seeds)
     arms = {"full": ("random", "1.0")}
     arms |= {f"{scorer_name(r)}-{tag}": (scorer_name(r), demo.arm_selection) for r in demo.score_recipes}
-    models = {"reward_model": reward_dir, "clip": base_clip}
     scores: dict[str, Path] = {}
     arm_futures: dict[str, list] = {}
     start = time.perf_counter()
     with worker_pool(demo.workers) as pool, main_threads(demo.workers):
 
-        def score_and_start_arms(recipes: list[str]) -> None:
-            for recipe in recipes:
-                name = scorer_name(recipe)
-                scores[name], timings[f"score pool ({name})"] = pool_scores(
-                    demo, recipe, data, output, models.get(name)
-                )
+        def start_arms(*ready: str) -> None:
+            """Select and submit the arms of the scorers whose scores are ready."""
+            scores.update({name: output / "scores" / name for name in ready})
             for arm, (scorer, fraction) in arms.items():
                 if scorer in scores and arm not in arm_futures:
                     subset = output / "curated" / arm
@@ -318,11 +327,22 @@ def run_demo(demo: DemoConfig) -> DemoResults:
                         for seed in seeds
                     ]
 
-        reward_future = pool.submit(reward_job, demo, base, data, reward_dir)
-        score_and_start_arms([r for r in demo.score_recipes if models.get(scorer_name(r)) != reward_dir])
-        timings["reward model"] = reward_future.result()
+        reward_future = pool.submit(reward_job, demo, base, data, output)
+        foundation_future = pool.submit(evaluate_vlm, demo, "foundation", base, data, output)
+        clip_future = pool.submit(clip_job, demo, data, output)
+        probes_start = time.perf_counter()
+        sheet, colour, text_only = probes(data, synth_config.image_format, output)
+        timings["probes"] = time.perf_counter() - probes_start
+        modelless = [scorer_name(r) for r in demo.score_recipes if scorer_name(r) not in ("reward_model", "clip")]
+        for name in modelless:  # random and any other scorer without a model, here: they take seconds
+            _, timings[f"score pool ({name})"] = pool_scores(demo, scorer_recipe(demo, name), data, output, None)
+        timings["eval foundation"], foundation_metrics = foundation_future.result()
+        clip_times, clip_base_metrics = clip_future.result()
+        timings |= clip_times
+        start_arms("clip", *modelless)
+        timings |= reward_future.result()
         reward_metrics = json.loads((reward_dir / "eval_metrics.json").read_text())
-        score_and_start_arms([r for r in demo.score_recipes if models.get(scorer_name(r)) == reward_dir])
+        start_arms("reward_model")
 
         # the score model's selections with their cards; curation against the truth; the pool's page
         curated = output / "curated" / "reward_model"
@@ -356,7 +376,9 @@ def run_demo(demo: DemoConfig) -> DemoResults:
                 arm_metrics.setdefault(arm, []).append(metrics)
                 if clip_metrics is not None:
                     clip_arm_metrics.setdefault(arm, []).append(clip_metrics)
-        timings["reward model and curation arms (SFT, eval, CLIP), together"] = time.perf_counter() - start
+        timings["foundation eval, score model, CLIP baseline and curation arms, together"] = (
+            time.perf_counter() - start
+        )
 
         # GRPO from the best SFT arm, with and without the score-model reward; best-of-N of that arm
         best_arm = max(arm_metrics, key=lambda arm: arm_score(arm_metrics[arm][0]))

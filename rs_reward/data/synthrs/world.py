@@ -220,21 +220,22 @@ def _strokes(kind: str, cx: float, cy: float, angle: float, length: float, width
     return sorted(strokes, key=lambda stroke: order[stroke[0]])
 
 
-def _footprint_mask(kind: str, cx: float, cy: float, angle: float, length: float, width: float, size: int):
-    """The object's pixels as a boolean mask over a small window of the image, and the window's (x0, y0).
-    Working on a window around the object rather than the whole image keeps placement (many tries) cheap."""
+def _footprint_mask(bodies: list[np.ndarray], cx: float, cy: float, angle: float, size: int):
+    """The object's pixels (its `bodies`, `_shape_polygons` at the origin) as a boolean mask over a small window of
+    the image, and the window's (x0, y0). Working on a window around the object rather than the whole image keeps
+    placement (many tries) cheap."""
     centre = np.array([cx, cy])
-    bodies = [_rotate(poly, angle) + centre for role, poly in _shape_polygons(kind, length, width) if role == "body"]
-    points = np.concatenate(bodies)
+    outlines = [_rotate(poly, angle) + centre for poly in bodies]
+    points = np.concatenate(outlines)
     x0, y0 = (max(0, int(v) - 2) for v in points.min(0))
     x1, y1 = (min(size, int(v) + 3) for v in points.max(0))
     if x1 <= x0 or y1 <= y0:
         return np.zeros((0, 0), dtype=bool), (0, 0)
     mask = Image.new("L", (x1 - x0, y1 - y0), 0)
     mask_draw = ImageDraw.Draw(mask)
-    for outer in bodies:
-        mask_draw.polygon([tuple(p) for p in (outer - (x0, y0)).tolist()], fill=255)
-    return np.asarray(mask) > 0, (x0, y0)
+    for outer in outlines:
+        mask_draw.polygon((outer - (x0, y0)).ravel().tolist(), fill=255)
+    return np.frombuffer(mask.tobytes(), dtype=np.uint8).reshape(y1 - y0, x1 - x0) > 0, (x0, y0)
 
 
 def _place_group(rng, group: Group, size: int, scale: float, occupied: np.ndarray, tries: int = 20) -> list:
@@ -249,6 +250,7 @@ def _place_group(rng, group: Group, size: int, scale: float, occupied: np.ndarra
     best_taken = occupied
     for shrink in (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.33):
         length, width = base_length * shrink, base_width * shrink
+        bodies = [poly for role, poly in _shape_polygons(group.kind, length, width) if role == "body"]
         taken = occupied.copy()
         placed = []
         for _ in range(group.count):
@@ -261,7 +263,7 @@ def _place_group(rng, group: Group, size: int, scale: float, occupied: np.ndarra
                     angle = float(rng.choice([0.0, math.pi / 2]) + rng.uniform(-0.3, 0.3))
                 else:
                     angle = float(rng.uniform(0, 2 * math.pi))
-                local, (x0, y0) = _footprint_mask(group.kind, cx, cy, angle, length, width, size)
+                local, (x0, y0) = _footprint_mask(bodies, cx, cy, angle, size)
                 if not local.any():
                     continue
                 # One pixel of dilation keeps objects separable (checked and recorded on the window alone).

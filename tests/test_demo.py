@@ -104,6 +104,11 @@ def test_worker_pool_runs_calls_in_spawned_workers_or_inline_and_a_failure_cance
         queued = [pool.submit(time.sleep, 0.2) for _ in range(30)]
         failing.result()
     assert sum(f.cancelled() for f in queued) >= 20, "the queued calls are dropped, not run to the end"
+    ran = []
+    with pytest.raises(ZeroDivisionError), worker_pool(1) as pool:
+        pool.submit(divmod, 1, 0)
+        ran.append(pool.submit(pow, 2, 2))
+    assert not ran, "in one process a failure stops the run where it happens"
 
 
 def test_a_stage_is_skipped_only_while_its_recipe_overrides_code_and_upstream_stages_are_unchanged(tmp_path):

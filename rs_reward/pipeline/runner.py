@@ -158,14 +158,12 @@ def _init_worker(threads: int) -> None:
 
 
 class InlineExecutor(Executor):
-    """`workers=1`: each call runs when it is submitted, in this process (the pool's code path, one at a time)."""
+    """`workers=1`: each call runs when it is submitted, in this process, one after the other; a failure (or
+    Ctrl-C) is raised there and then, so nothing after it runs."""
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
         future = Future()
-        try:
-            future.set_result(fn(*args, **kwargs))
-        except BaseException as error:  # stored, raised by `result()` as a pool's future would
-            future.set_exception(error)
+        future.set_result(fn(*args, **kwargs))
         return future
 
 
@@ -196,8 +194,8 @@ def worker_pool(workers: int) -> Iterator[Executor]:
 
 @contextmanager
 def main_threads(workers: int) -> Iterator[None]:
-    """This process's torch threads while `workers` pool processes use the cores (what it runs beside them, such
-    as scoring the pool, takes its share and no more); restored after."""
+    """This process's torch threads while `workers` pool processes use the cores (what it runs beside them, the
+    probes, the selections and the curation report, takes its share and no more); restored after."""
     import torch
 
     before = torch.get_num_threads()

@@ -160,7 +160,7 @@ def reward_job(demo: DemoConfig, base: Path, data: Path, output: Path) -> dict[s
         num_train_epochs=None if demo.max_steps else demo.reward_epochs,
         seed=demo.seed,
     )
-    _, scoring = pool_scores(demo, scorer_recipe(demo, "reward_model"), data, output, reward_dir)
+    scoring = pool_scores(demo, scorer_recipe(demo, "reward_model"), data, output, reward_dir)
     return {"reward model": seconds, "score pool (reward_model)": scoring}
 
 
@@ -180,7 +180,7 @@ def clip_job(demo: DemoConfig, data: Path, output: Path) -> tuple[dict[str, floa
         seed=demo.seed,
     )
     metrics = evaluate_clip(demo, "baseline", base_clip, data, output) if demo.curated_clip_recipe else None
-    _, scoring = pool_scores(demo, scorer_recipe(demo, "clip"), data, output, base_clip)
+    scoring = pool_scores(demo, scorer_recipe(demo, "clip"), data, output, base_clip)
     return {"CLIP baseline": seconds, "score pool (clip)": scoring}, metrics
 
 
@@ -234,10 +234,10 @@ def probes(data: Path, image_format: str, output: Path) -> tuple[Path, dict, dic
     return sheet, colour, text_only
 
 
-def pool_scores(demo: DemoConfig, recipe: str, data: Path, output: Path, model: Path | None) -> tuple[Path, float]:
-    """The pool scored by one scorer (`config_<scorer>.yaml`): (its scores folder, seconds)."""
+def pool_scores(demo: DemoConfig, recipe: str, data: Path, output: Path, model: Path | None) -> float:
+    """The pool scored by one scorer (`config_<scorer>.yaml`) into `scores/<scorer>/`: the seconds it took."""
     folder = output / "scores" / scorer_name(recipe)
-    seconds = run_stage(
+    return run_stage(
         f"score-{scorer_name(recipe)}",
         score,
         folder,
@@ -248,7 +248,6 @@ def pool_scores(demo: DemoConfig, recipe: str, data: Path, output: Path, model: 
         seed=demo.seed,
         model_name_or_path=str(model) if model else None,
     )
-    return folder, seconds
 
 
 def scorer_name(recipe: str) -> str:
@@ -289,7 +288,8 @@ def arm_tag(selection: str) -> str:
 
 
 def run_demo(demo: DemoConfig) -> DemoResults:
-    """Every stage in turn (finished ones skipped); writes `report.md` and `metrics.json` into `output_dir`."""
+    """Every stage (finished ones skipped), in `workers` processes after SynthRS; writes `report.md` and
+    `metrics.json` into `output_dir`."""
     from rs_reward.eval.curation_eval import compare_scorers
     from rs_reward.modeling.tiny import resolve_model_path
 
@@ -335,7 +335,7 @@ def run_demo(demo: DemoConfig) -> DemoResults:
         timings["probes"] = time.perf_counter() - probes_start
         modelless = [scorer_name(r) for r in demo.score_recipes if scorer_name(r) not in ("reward_model", "clip")]
         for name in modelless:  # random and any other scorer without a model, here: they take seconds
-            _, timings[f"score pool ({name})"] = pool_scores(demo, scorer_recipe(demo, name), data, output, None)
+            timings[f"score pool ({name})"] = pool_scores(demo, scorer_recipe(demo, name), data, output, None)
         timings["eval foundation"], foundation_metrics = foundation_future.result()
         clip_times, clip_base_metrics = clip_future.result()
         timings |= clip_times

@@ -29,10 +29,12 @@ demo: $(STAMP)
 	$(OFFLINE) $(BIN)/rs-reward demo --config recipes/tiny/demo/config.yaml $(ARGS)
 
 # Retrain the SynthRS foundation the demo starts from and publish it over the committed copy: the vision phase,
-# then the conversation phase from its model (about 1.5 hours on 2 CPU cores; rerun to resume after an interruption).
+# then the conversation phase from its model, then 800 more conversation steps (about 1.7 hours on 2 CPU cores;
+# rerun to resume after an interruption).
 foundation: $(STAMP)
 	$(OFFLINE) $(BIN)/rs-reward foundation --config recipes/tiny/foundation/config_vision.yaml $(ARGS)
 	$(OFFLINE) $(BIN)/rs-reward foundation --config recipes/tiny/foundation/config.yaml $(ARGS)
+	$(OFFLINE) $(BIN)/rs-reward foundation --config recipes/tiny/foundation/config_longer.yaml $(ARGS)
 
 test: $(STAMP)
 	$(OFFLINE) $(BIN)/python -m pytest $(ARGS)

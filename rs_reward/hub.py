@@ -251,8 +251,9 @@ def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, r
                 if formats
                 else ""
             ),
-            f"- recipe: `{recipe}`, continuing the vision and conversation phases (`make foundation` reruns those"
-            f" two; then `rs-reward foundation --config {recipe}` with `model_name_or_path` set to their model)",
+            f"- recipe: `{recipe}`, continuing the vision and conversation phases (`rs-reward foundation --config"
+            f" {recipe}` after `config_vision.yaml` and `config.yaml`, from their model; `make foundation` runs the"
+            " committed foundation's three)",
         ]
         steps += f"{result['steps']} steps (batch {config['lm_batch_size']}),"
     elif start:

@@ -168,7 +168,14 @@ def test_a_stage_is_skipped_only_while_its_recipe_overrides_code_and_upstream_st
 def test_grpo_seeds_are_reported_as_mean_and_spread():
     """`grpo_seeds`: the curves show the mean over seeds step by step, the table first and last logs as mean +- std,
     and the evaluation columns of the seeds as mean +- std."""
-    from rs_reward.pipeline.report import arms_table, caption_facts_table, grpo_first_last, grpo_table, mean_history
+    from rs_reward.pipeline.report import (
+        arms_table,
+        caption_facts_table,
+        grpo_first_last,
+        grpo_table,
+        grpo_whole_run,
+        mean_history,
+    )
 
     seeds = [
         [{"step": 1, "reward": 0.0, "hacking/score_rule_auc": 0.8}, {"step": 2, "reward": 1.0}],
@@ -184,8 +191,16 @@ def test_grpo_seeds_are_reported_as_mean_and_spread():
     ]
     assert grpo_first_last(seeds, "reward") == ([0.0, 1.0], [1.0, 5])
     table = grpo_table({"score_model": seeds})
-    assert "| score_model | reward | 0.500 +- 0.500 | 3.000 +- 2.000 |" in table
-    assert "| score_model | hacking/score_rule_auc | 0.900 +- 0.100 | 0.900 +- 0.100 |" in table
+    assert "| score_model | reward | 0.500 +- 0.500 | 3.000 +- 2.000 | 1.583 +- 1.083 |" in table
+    assert "| score_model | hacking/score_rule_auc | 0.900 +- 0.100 | 0.900 +- 0.100 | 0.900 +- 0.100 |" in table
+    # over a whole run, each log's AUC weighs by its pairs: (0.5 x 2 + 1.0 x 6) / 8
+    logs = [
+        {"step": 5, "hacking/score_rule_auc": 0.5, "hacking/score_rule_pairs": 2.0},
+        {"step": 10, "hacking/score_rule_pairs": 0.0},
+        {"step": 15, "hacking/score_rule_auc": 1.0, "hacking/score_rule_pairs": 6.0},
+    ]
+    assert grpo_whole_run(logs, "hacking/score_rule_auc") == 0.875
+    assert grpo_whole_run(logs, "hacking/score_rule_pairs") == 8 / 3 and grpo_whole_run(logs, "reward") is None
     runs = [{"caption": {"fact_precision": p, "fact_recall": 0.5, "fact_jaccard": 0.4}} for p in (0.6, 0.8)]
     assert "| GRPO score_model | 0.700 +- 0.100 | 0.500 +- 0.000 | 0.400 +- 0.000 |" in caption_facts_table(
         {"GRPO score_model": runs}

@@ -126,8 +126,10 @@ def test_grpo_two_steps_score_model_sees_pixels(rl_file, tmp_path, tiny_generato
         "rewards/accuracy/mean",
         "rewards/brevity/mean",
         "hacking/length_drift",
+        "hacking/score_rule_pairs",
         "score_model/score",
     } <= set(logs[0])
+    assert not any("hacking/score_rule_wins" in e for e in logs)  # pooled into the AUC at each log
     print("MONITOR", {k: v for e in logs for k, v in e.items() if k.startswith("hacking/")})
     changed = changed_parameters(before, dict(policy.named_parameters()))
     assert changed, "two GRPO steps changed no weight"

@@ -16,7 +16,7 @@ from rs_reward.rewards import (
     import_reward,
     parse_routes,
 )
-from rs_reward.trainers.grpo import hacking_metrics
+from rs_reward.trainers.grpo import hacking_metrics, pool_score_rule_auc
 
 
 IMAGE = Image.new("RGB", (200, 100), (90, 120, 60))
@@ -215,6 +215,17 @@ def test_monitor_flags_a_score_model_that_prefers_wrong_answers():
     assert good["hacking/score_rule_auc"] == 1.0 and bad["hacking/score_rule_auc"] == 0.0
     assert good["hacking/high_score_rule_fail"] == 0.0 and bad["hacking/high_score_rule_fail"] == 1.0
     assert "hacking/score_rule_auc" not in hacking_metrics(ids, [np.nan] * 8, honest)
+    assert (good["hacking/score_rule_wins"], good["hacking/score_rule_pairs"]) == (7.0, 7.0)  # a: 1 x 3, b: 2 x 2
+
+
+def test_the_monitor_auc_is_pooled_over_the_pairs_of_a_logging_interval():
+    # three steps: 1 pair won, none, 9 of 10 won: 10 / 11 pooled (a mean of per-step ratios would say 0.95)
+    metrics = {"hacking/score_rule_wins": [1.0, 0.0, 9.0], "hacking/score_rule_pairs": [1.0, 0.0, 10.0]}
+    pool_score_rule_auc(metrics)
+    assert metrics == {"hacking/score_rule_pairs": [1.0, 0.0, 10.0], "hacking/score_rule_auc": [10 / 11]}
+    metrics = {"hacking/score_rule_wins": [0.0, 0.0], "hacking/score_rule_pairs": [0.0, 0.0]}
+    pool_score_rule_auc(metrics)
+    assert metrics == {"hacking/score_rule_pairs": [0.0, 0.0]}  # no pair in the interval: no AUC
 
 
 def test_the_format_gate_never_pays_a_bad_format_through_a_negative_raw_score():

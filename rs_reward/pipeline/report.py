@@ -174,6 +174,7 @@ GRPO_TABLE_KEYS = (
     "accuracy/em",
     "accuracy/open",
     "hacking/score_rule_auc",
+    "hacking/score_rule_pairs",
     "hacking/high_score_rule_fail",
     "hacking/length_drift",
 )
@@ -190,8 +191,20 @@ def grpo_first_last(histories: list[list[dict]], key: str) -> tuple[list[float],
     return first, last
 
 
+def grpo_whole_run(history: list[dict], key: str) -> float | None:
+    """`key` over a whole run: the mean of its logged values, except `hacking/score_rule_auc`, which each log pools over
+    its own pairs, so the run's value weighs each log by its pairs (`hacking/score_rule_pairs`); None if never logged."""
+    logged = [e for e in history if e.get(key) is not None]
+    if key == "hacking/score_rule_auc":
+        weights = [e.get("hacking/score_rule_pairs") or 0.0 for e in logged]
+        if sum(weights) > 0:
+            return sum(e[key] * w for e, w in zip(logged, weights)) / sum(weights)
+    return sum(e[key] for e in logged) / len(logged) if logged else None
+
+
 def grpo_table(histories: dict[str, list[list[dict]]]) -> str:
-    """First and last logged value of the main GRPO curves, per run (mean +- std over its seeds)."""
+    """First and last logged value of the main GRPO curves and their value over the whole run (`grpo_whole_run`), per
+    run (mean +- std over its seeds)."""
     from rs_reward.report import markdown_table
 
     rows = []
@@ -199,8 +212,9 @@ def grpo_table(histories: dict[str, list[list[dict]]]) -> str:
         for key in GRPO_TABLE_KEYS:
             first, last = grpo_first_last(seeds, key)
             if first:
-                rows.append([run, key, _mean_std(first), _mean_std(last)])
-    return markdown_table(["run", "metric", "first log", "last log"], rows)
+                whole = [v for v in (grpo_whole_run(h, key) for h in seeds) if v is not None]
+                rows.append([run, key, _mean_std(first), _mean_std(last), _mean_std(whole)])
+    return markdown_table(["run", "metric", "first log", "last log", "whole run"], rows)
 
 
 def bon_table(metrics: dict) -> str:
@@ -417,7 +431,8 @@ def write_report(demo, r: DemoResults) -> Path:
         "",
         "Training curves (reward per logging step) and the reward-hacking monitor (share of high-score completions the",
         "rule rejects; probability that the score model ranks a rule-correct answer above a wrong one for the same",
-        "prompt, 0.5 = blind to correctness; completion length relative to the first step):",
+        "prompt, 0.5 = blind to correctness, pooled over the pairs of each log and, in the table's last column, of the",
+        "whole run, with the pairs per step; completion length relative to the first step):",
         "",
         *[f"![{f.stem}](figures/{f.name})" for f in grpo_figures],
         "",
@@ -491,6 +506,7 @@ def write_report(demo, r: DemoResults) -> Path:
             "first_last": {
                 run: {
                     k: dict(zip(("first", "last"), grpo_first_last(seeds, k)))
+                    | {"whole_run": [grpo_whole_run(h, k) for h in seeds]}
                     for k in ("reward", "hacking/score_rule_auc")
                 }
                 for run, seeds in grpo_histories.items()

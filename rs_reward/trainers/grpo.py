@@ -13,8 +13,11 @@ VLM score model would judge answers without seeing the image. This subclass adds
 - a reward-hacking monitor, logged each step (when a score model is loaded):
   `hacking/high_score_rule_fail` (share of the completions in the top quarter of score-model scores, among rows
   with a rule reward, whose rule reward is 0), `hacking/score_rule_auc` (probability that, for the same prompt, a
-  completion the rule reward accepts outscores one it rejects; 0.5 = the score model ignores correctness) and
-  `hacking/length_drift` (mean completion length over its value at the first step).
+  completion the rule reward accepts outscores one it rejects; 0.5 = the score model ignores correctness), pooled
+  over every such pair of the logging interval (a step holds only a few prompts with both right and wrong
+  completions, so a mean of per-step ratios would weigh a step's one pair like another's eight), with
+  `hacking/score_rule_pairs` (those pairs per step), and `hacking/length_drift` (mean completion length over its
+  value at the first step).
 
 Generation, advantages, loss, vLLM, KL and everything else are TRL's.
 """
@@ -28,8 +31,9 @@ from ..rewards import RewardFunction, RewardMonitor, ScoreModel, build_reward_fu
 from .resume import CheckpointResumeMixin
 
 
-def _auc_within_groups(ids: np.ndarray, rule: np.ndarray, scores: np.ndarray) -> float:
-    """P(score of an accepted completion > score of a rejected one), over pairs sharing a prompt id; NaN if none."""
+def _wins_within_groups(ids: np.ndarray, rule: np.ndarray, scores: np.ndarray) -> tuple[float, int]:
+    """Over the (accepted, rejected) completion pairs sharing a prompt id: how many the accepted one outscores (ties
+    count a half), and how many pairs there are."""
     wins, pairs = 0.0, 0
     for row_id in np.unique(ids):
         index = (ids == row_id) & ~np.isnan(rule) & ~np.isnan(scores)
@@ -38,11 +42,13 @@ def _auc_within_groups(ids: np.ndarray, rule: np.ndarray, scores: np.ndarray) ->
             diff = good[:, None] - bad[None, :]
             wins += float((diff > 0).sum() + 0.5 * (diff == 0).sum())
             pairs += diff.size
-    return wins / pairs if pairs else float("nan")
+    return wins, pairs
 
 
 def hacking_metrics(ids, rule, scores) -> dict[str, float]:
-    """The monitor's metrics from per-completion rule rewards and score-model scores (NaN where absent)."""
+    """The monitor's metrics of one batch from per-completion rule rewards and score-model scores (NaN where absent):
+    the AUC as `hacking/score_rule_wins` and `hacking/score_rule_pairs`, which `RSGRPOTrainer.log` pools into
+    `hacking/score_rule_auc`; `hacking/score_rule_auc` too when the batch has a pair."""
     ids, rule, scores = np.asarray(ids, dtype=object), np.asarray(rule, float), np.asarray(scores, float)
     both = ~np.isnan(rule) & ~np.isnan(scores)
     metrics = {}
@@ -50,10 +56,19 @@ def hacking_metrics(ids, rule, scores) -> dict[str, float]:
         threshold = np.quantile(scores[both], 0.75)
         high = both & (scores >= threshold)
         metrics["hacking/high_score_rule_fail"] = float((rule[high] <= 0).mean())
-    auc = _auc_within_groups(ids, rule, scores)
-    if not np.isnan(auc):
-        metrics["hacking/score_rule_auc"] = auc
+    wins, pairs = _wins_within_groups(ids, rule, scores)
+    metrics["hacking/score_rule_wins"], metrics["hacking/score_rule_pairs"] = wins, float(pairs)
+    if pairs:
+        metrics["hacking/score_rule_auc"] = wins / pairs
     return metrics
+
+
+def pool_score_rule_auc(metrics: dict[str, list[float]]) -> None:
+    """Replace a logging interval's per-step `hacking/score_rule_wins` with `hacking/score_rule_auc` pooled over its
+    pairs (TRL averages each step's values over processes, so the ratio of the sums is still the pooled one)."""
+    wins, pairs = metrics.pop("hacking/score_rule_wins", None), metrics.get("hacking/score_rule_pairs")
+    if wins and pairs and sum(pairs) > 0:
+        metrics["hacking/score_rule_auc"] = [sum(wins) / sum(pairs)]
 
 
 class RSGRPOTrainer(CheckpointResumeMixin, GRPOTrainer):
@@ -139,4 +154,9 @@ class RSGRPOTrainer(CheckpointResumeMixin, GRPOTrainer):
         if not monitor:
             return
         for name, value in hacking_metrics(monitor.ids, monitor.rule, monitor.score).items():
-            self._log_metric(name, value)
+            if name != "hacking/score_rule_auc":  # pooled over the interval in `log`
+                self._log_metric(name, value)
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        pool_score_rule_auc(self._metrics["train" if self.model.training else "eval"])
+        super().log(logs, start_time)

@@ -494,3 +494,35 @@ def test_held_out_accuracy_is_split_by_operator_and_answer_format(monkeypatch):
     table = reward_eval.format_reward_metrics(metrics)
     assert "| operator | caption | multiple choice | grounding |" in table
     assert "| wrong_attribute | 1.000 (2) | 0.500 (2) | - |" in table
+
+
+def test_held_out_pairs_score_each_image_question_and_text_once(tmp_path):
+    """A chosen text shared by two pairs of one item is scored once (and the image-blind control likewise, on a grey
+    image of the same size); every pair still gets its own scores back, in order."""
+    import numpy as np
+
+    from rs_reward.eval.reward_eval import pair_scores
+
+    Image.new("RGB", (8, 6), (255, 0, 0)).save(tmp_path / "a.png")
+
+    class Recorder:
+        def score(self, images, questions, texts):
+            self.calls = list(zip(images, questions, texts))
+            return np.array([float(len(t)) for t in texts])
+
+    def pair(rejected, image="a.png", question="Q?"):
+        return {
+            "images": [str(tmp_path / image)],
+            "prompt": [{"role": "user", "content": question}],
+            "chosen": [{"role": "assistant", "content": "right"}],
+            "rejected": [{"role": "assistant", "content": rejected}],
+        }
+
+    rows = [pair("no"), pair("wrong!"), pair("no", question="Other?")]
+    scorer = Recorder()
+    chosen, rejected = pair_scores(scorer, rows)
+    assert [t for _, _, t in scorer.calls] == ["right", "no", "wrong!", "right", "no"]  # 'right' for Q? once
+    assert chosen.tolist() == [5.0, 5.0, 5.0] and rejected.tolist() == [2.0, 6.0, 2.0]
+    pair_scores(scorer, rows, blind=True)
+    assert len(scorer.calls) == 5
+    assert all(i.size == (8, 6) and i.getpixel((0, 0)) == (128, 128, 128) for i, _, _ in scorer.calls)

@@ -29,18 +29,24 @@ def _blank_like(image) -> Image.Image:
 
 
 def pair_scores(scorer: RewardModelScorer, dataset, blind: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Scores of the chosen and rejected texts of every pair (images blanked when `blind`)."""
-    images, questions, texts = [], [], []
-    for row in dataset:
+    """Scores of the chosen and rejected texts of every pair (images blanked when `blind`). Each distinct (image
+    file, question, text) is scored once: a chosen text is in as many pairs as its item has rejected texts."""
+    slots: dict[tuple, int] = {}
+    images, questions, texts, order = [], [], [], []
+    for n, row in enumerate(dataset):
         image = row["images"][0] if row["images"] else None
-        if blind and image is not None:
-            image = _blank_like(image)
         question = row["prompt"][-1]["content"]
+        image_key = image if image is None or isinstance(image, str) else n  # a decoded image: its row's own
         for side in ("chosen", "rejected"):
-            images.append(image)
-            questions.append(question)
-            texts.append(row[side][-1]["content"])
-    scores = scorer.score(images, questions, texts)
+            text = row[side][-1]["content"]
+            key = (image_key, question, text)
+            if key not in slots:
+                slots[key] = len(texts)
+                images.append(_blank_like(image) if blind and image is not None else image)
+                questions.append(question)
+                texts.append(text)
+            order.append(slots[key])
+    scores = scorer.score(images, questions, texts)[np.asarray(order, dtype=np.int64)]
     return scores[0::2], scores[1::2]
 
 

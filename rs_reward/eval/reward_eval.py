@@ -32,17 +32,20 @@ def pair_scores(scorer: RewardModelScorer, dataset, blind: bool = False) -> tupl
     """Scores of the chosen and rejected texts of every pair (images blanked when `blind`). Each distinct (image
     file, question, text) is scored once: a chosen text is in as many pairs as its item has rejected texts."""
     slots: dict[tuple, int] = {}
+    blanks: dict = {}  # one grey image per image, however many of its texts are scored
     images, questions, texts, order = [], [], [], []
     for n, row in enumerate(dataset):
         image = row["images"][0] if row["images"] else None
         question = row["prompt"][-1]["content"]
         image_key = image if image is None or isinstance(image, str) else n  # a decoded image: its row's own
+        if blind and image is not None and image_key not in blanks:
+            blanks[image_key] = _blank_like(image)
         for side in ("chosen", "rejected"):
             text = row[side][-1]["content"]
             key = (image_key, question, text)
             if key not in slots:
                 slots[key] = len(texts)
-                images.append(_blank_like(image) if blind and image is not None else image)
+                images.append(blanks[image_key] if blind and image is not None else image)
                 questions.append(question)
                 texts.append(text)
             order.append(slots[key])

@@ -101,3 +101,32 @@ def test_each_evaluation_shows_only_its_own_fields(task, shown, hidden, capsys):
     flags = set(re.findall(r"--\w+", capsys.readouterr().out))
     assert set(shown) <= flags, shown
     assert not set(hidden) & flags, hidden
+
+
+def test_a_task_that_returns_ends_its_process_group(tmp_path):
+    """A launched rank that finishes first must not leave gloo's threads to interpreter exit (a rank aborted so in
+    CI); a task that fails leaves the group alone, since the other ranks may still be in a collective."""
+    import torch.distributed as dist
+
+    from rs_reward.scripts._common import call_main
+
+    class Parser:
+        def parse_args_and_config(self, args):
+            return (args,)
+
+    def start():
+        dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+
+    def failing(args):
+        raise RuntimeError("task failed")
+
+    start()
+    try:
+        with pytest.raises(RuntimeError):
+            call_main(Parser, failing, [])
+        assert dist.is_initialized(), "a failed task keeps the group"
+        assert call_main(Parser, lambda args: 0, []) == 0
+        assert not dist.is_initialized(), "a returned task ends it"
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()

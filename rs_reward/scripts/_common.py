@@ -57,7 +57,21 @@ def check_list_fields(parser, config: str) -> None:
 
 def call_main(make_parser, main, argv: list[str] | None = None) -> int:
     """A task from its command line: parse `argv` with the task's `make_parser()`, call `main(*dataclasses)`."""
-    return int(main(*parse_args(make_parser(), argv)) or 0)
+    status = int(main(*parse_args(make_parser(), argv)) or 0)
+    close_process_group()
+    return status
+
+
+def close_process_group() -> None:
+    """End a launched run's process group once the task has returned, as PyTorch asks of every trainer process.
+
+    Left to interpreter exit, gloo's worker threads are torn down with the interpreter and a process can abort
+    ("terminate called without an active exception", seen in CI on a rank that finished before rank 0 had saved).
+    Called on success only: after an error the other ranks may still wait in a collective, and a destroy would hang.
+    """
+    torch = sys.modules.get("torch")  # a task that never imported torch never started a process group
+    if torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def run_task(task: str, make_parser, main, argv: list[str] | None = None) -> int:

@@ -33,12 +33,13 @@ demo: $(STAMP)
 	$(OFFLINE) $(BIN)/rs-reward demo --config recipes/tiny/demo/config.yaml $(ARGS)
 
 # Retrain the SynthRS foundation the demo starts from and publish it over the committed copy: the vision phase,
-# then the conversation phase from its model, then 800 more conversation steps (about 1.7 hours on 2 CPU cores;
-# rerun to resume after an interruption).
+# then the conversation phase from its model, 800 more conversation steps, then three runs with isolated turns
+# (about 2.4 hours on 2 CPU cores; rerun to resume after an interruption).
+FOUNDATION_RECIPES = config_vision config config_longer config_isolated config_isolated_2 config_isolated_3
 foundation: $(STAMP)
-	$(OFFLINE) $(BIN)/rs-reward foundation --config recipes/tiny/foundation/config_vision.yaml $(ARGS)
-	$(OFFLINE) $(BIN)/rs-reward foundation --config recipes/tiny/foundation/config.yaml $(ARGS)
-	$(OFFLINE) $(BIN)/rs-reward foundation --config recipes/tiny/foundation/config_longer.yaml $(ARGS)
+	set -e; for recipe in $(FOUNDATION_RECIPES); do \
+		$(OFFLINE) $(BIN)/rs-reward foundation --config recipes/tiny/foundation/$$recipe.yaml $(ARGS); \
+	done
 
 test: $(STAMP)
 	$(OFFLINE) $(BIN)/python -m pytest $(ARGS)

@@ -16,8 +16,10 @@ stream never repeats, so it cannot be memorised), with two losses in one forward
 Training resumes from `output_dir/checkpoint` (model, heads, optimizer, step, random state), the model is written
 atomically, and `evaluate_perception` measures held-out VQA accuracy by question type on fresh scenes (greedy
 generation through the same chat template every later stage uses). The recipes are
-`recipes/tiny/foundation/config_vision.yaml` (the vision phase alone) and `config.yaml` (the conversation phase from
-its model, `first_scene` past the scenes it used); `make foundation` runs both.
+`recipes/tiny/foundation/config_vision.yaml` (the vision phase alone), `config.yaml` (the conversation phase from
+its model, `first_scene` past the scenes it used), then continuations of it (`config_longer.yaml`, and
+`config_isolated*.yaml` with `isolated_turns`: each turn sees the image and its own question only); `make
+foundation` runs them in turn.
 
     >>> from rs_reward.foundation import FoundationConfig, train_foundation
     >>> train_foundation(FoundationConfig(output_dir="runs/foundation", max_steps=100))  # doctest: +SKIP
@@ -69,7 +71,7 @@ class FoundationConfig:
         model_name_or_path (the random tiny model), vision_steps, max_steps, batch_size, lm_batch_size,
         learning_rate, vision_learning_rate_scale, warmup_steps, weight_decay, perception_weight,
         grid_weight, kind_weight, caption_probability, presence_of_every_kind, description_checks,
-        benchmark_questions, first_scene, seed,
+        benchmark_questions, kind_questions_first, isolated_turns, first_scene, seed,
         num_workers
 
     > Evaluation and saving
@@ -145,6 +147,22 @@ class FoundationConfig:
             "error) of the image correct? Image-text matching, the read-out a score model builds on."
         },
     )
+    kind_questions_first: bool = field(
+        default=False,
+        metadata={
+            "help": "Open each conversation with its kind questions ('What kind of object is in the top left of "
+            "the image?'). Asked later, the earlier questions' texts have named the kinds present ('How many "
+            "ships are there?'), so most kind answers can be read from the text instead of the image."
+        },
+    )
+    isolated_turns: bool = field(
+        default=False,
+        metadata={
+            "help": "Each turn of a conversation sees the image and its own question only, never the other turns "
+            "(packed behind the shared image prefix with a block mask, modeling.shared_prefix): every answer is "
+            "then learned as the evaluation asks it, alone, and none can be read from another turn's text."
+        },
+    )
     first_scene: int = field(
         default=0,
         metadata={
@@ -194,11 +212,12 @@ def dense_messages(
     presence_of_every_kind: bool = False,
     descriptions: int = 0,
     benchmark_questions: int = 0,
+    kind_questions_first: bool = False,
 ) -> list[dict]:
     """One multi-turn conversation about one image: dense closed questions (presence of every kind and
     `descriptions` description checks when asked, `T.dense_training_questions`) and `benchmark_questions` in the
     evaluation's formats (multiple choice, grounding, classification: `make_instruction`, the same wording as the
-    benchmarks), in random order, then maybe a caption."""
+    benchmarks), in random order (the kind questions first with `kind_questions_first`), then maybe a caption."""
     if presence_of_every_kind or descriptions:
         questions = T.dense_training_questions(scene, rng, descriptions=descriptions)
     else:
@@ -209,6 +228,9 @@ def dense_messages(
             instruction = make_instruction(scene, rng, BENCHMARK_KINDS[i % len(BENCHMARK_KINDS)])
             turns.append((instruction.question, instruction.answer))
         turns = [turns[i] for i in rng.permutation(len(turns))]
+    if kind_questions_first:  # before any text names a kind present; stable, so otherwise in the drawn order
+        kind_questions = {qa.question for qa in questions if qa.qtype == "kind"}
+        turns.sort(key=lambda turn: turn[0] not in kind_questions)
     if rng.random() < caption_probability:
         turns.append((CAPTION_PROMPT, T.render_text(T.claims_from_scene(scene, rng))))
     messages = []
@@ -272,7 +294,7 @@ def assistant_labels(input_ids: torch.Tensor, tokenizer) -> torch.Tensor:
 def make_batch(config: FoundationConfig, processor, step: int, with_text: bool = True):
     """The `step`-th training batch: perception targets and either tokenised dense conversations with their
     labels (`with_text`) or the images alone (the vision phase)."""
-    images, texts, targets, land = [], [], [], []
+    images, texts, targets, land, groups = [], [], [], [], []
     # Scene indices of the two phases never overlap: vision steps first, then conversation steps.
     if with_text:
         size = config.lm_batch_size
@@ -289,13 +311,29 @@ def make_batch(config: FoundationConfig, processor, step: int, with_text: bool =
                 config.presence_of_every_kind,
                 config.description_checks,
                 config.benchmark_questions,
+                config.kind_questions_first,
             )
-            texts.append(processor.apply_chat_template(messages, tokenize=False))
+            if config.isolated_turns:  # one single-turn row per question, packed behind the image below
+                first_row = len(texts)
+                for user, answer in zip(messages[::2], messages[1::2]):
+                    question = {"role": "user", "content": [{"type": "image"}, user["content"][-1]]}
+                    texts.append(processor.apply_chat_template([question, answer], tokenize=False))
+                groups.append(list(range(first_row, len(texts))))
+            else:
+                texts.append(processor.apply_chat_template(messages, tokenize=False))
         images.append(image)
         c, lc = token_targets(scene)
         targets.append(c)
         land.append(lc)
-    if with_text:
+    if with_text and config.isolated_turns:
+        from .modeling.shared_prefix import pack_groups
+
+        rows_images = [images[g] for g, rows in enumerate(groups) for _ in rows]
+        rows = processor(text=texts, images=rows_images, padding=True, return_tensors="pt")
+        inputs = pack_groups(rows, groups, processor.tokenizer.pad_token_id)
+        inputs.pop("score_index")
+        inputs["labels"] = assistant_labels(inputs["input_ids"], processor.tokenizer)
+    elif with_text:
         inputs = processor(text=texts, images=images, padding=True, return_tensors="pt")
         inputs["labels"] = assistant_labels(inputs["input_ids"], processor.tokenizer)
     else:
@@ -318,6 +356,16 @@ def answer_loss(model, inputs) -> torch.Tensor:
     """The language-model loss on the labelled (answer) tokens only: the output layer runs on those positions
     alone, not on every token of the long dense conversations."""
     labels = inputs.pop("labels")
+    segment_ids = inputs.pop("segment_ids", None)
+    if segment_ids is not None:  # isolated turns: each answer sees the image prefix and its own question only
+        from .modeling.shared_prefix import shared_prefix_mask, shared_prefix_positions
+
+        implementation = model.config.get_text_config()._attn_implementation
+        inputs["position_ids"] = shared_prefix_positions(
+            model.model, inputs["input_ids"], segment_ids, inputs.get("mm_token_type_ids"), inputs["image_grid_thw"]
+        )
+        dtype = model.get_input_embeddings().weight.dtype
+        inputs["attention_mask"] = shared_prefix_mask(segment_ids, dtype, implementation)
     hidden = model.model(**inputs).last_hidden_state
     target = labels[:, 1:]
     keep = target != -100
@@ -518,6 +566,34 @@ def _earlier_run(model_name_or_path: str) -> tuple[str, dict] | None:
     return "continued_from", {**summary, **{k: earlier[k] for k in keep if k in earlier}}
 
 
+def foundation_runs(card: dict) -> list[dict]:
+    """The runs that made a foundation, oldest first, from its `metrics.json` (the last is the card's own run):
+    each with its `steps`, `minutes`, `config`, `model` (what it started from, for the earlier runs) and `what`
+    it trained: "vision steps" (a separate vision phase), "conversation steps" (the first conversation run, or
+    one run of both phases), then for each continuation "steps in the benchmark formats", "steps with isolated
+    turns", "steps with kind questions first" or "more conversation steps"."""
+    chain, node = [], card
+    while node:
+        chain.append(node)
+        node = node.get("continued_from")
+    chain.reverse()
+    runs = [{**chain[0]["started_from"], "what": "vision steps"}] if chain[0].get("started_from") else []
+    for i, run in enumerate(chain):
+        config = run.get("config", {})
+        if i == 0:
+            what = "conversation steps"
+        elif config.get("benchmark_questions"):
+            what = "steps in the benchmark formats"
+        elif config.get("isolated_turns"):
+            what = "steps with isolated turns"
+        elif config.get("kind_questions_first"):
+            what = "steps with kind questions first"
+        else:
+            what = "more conversation steps"
+        runs.append({**{k: v for k, v in run.items() if k not in ("continued_from", "started_from")}, "what": what})
+    return runs
+
+
 def train_foundation(config: FoundationConfig) -> dict:
     """Pre-train (or resume) the foundation; return its held-out perception metrics (also in `metrics.json`)."""
     from transformers import Qwen2VLForConditionalGeneration, set_seed
@@ -653,4 +729,4 @@ def train_foundation(config: FoundationConfig) -> dict:
     return result
 
 
-__all__ = ["FoundationConfig", "evaluate_perception", "train_foundation", "dense_messages"]
+__all__ = ["FoundationConfig", "evaluate_perception", "foundation_runs", "train_foundation", "dense_messages"]

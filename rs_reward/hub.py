@@ -219,57 +219,63 @@ def reward_model_card(
 def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, result: dict) -> Path:
     """Write `README.md` for the SynthRS foundation: what it is, the recipe and commit that made it, its
     held-out perception per question type against chance."""
+    from .foundation import foundation_runs
     from .modeling.tiny import FOUNDATION_NAME
 
     output_dir = Path(output_dir)
     config = result["config"]
-    earlier = result.get("continued_from")  # the conversation run this one continued (a third phase)
-    start = result.get("started_from") or (earlier or {}).get("started_from")  # the separate vision phase
-    before = (earlier or {}).get("perception", {})
+    before = result.get("continued_from", {}).get("perception", {})  # the run this one continued
     rows = [
         f"| {qtype} | {m['accuracy']:.3f} | {m['chance']:.3f} | {m['questions']} |"
         + (f" {before[qtype]['accuracy']:.3f} |" if qtype in before else " - |" if before else "")
         for qtype, m in result["perception"].items()
     ]
     formats = config.get("benchmark_questions", 0)
-    # The runs before this one, oldest first: (phase name, its result, the config key of its batch size).
-    phases = [("vision", start, "batch_size")] if start else []
-    phases += [("conversation", earlier, "lm_batch_size")] if earlier else []
-    steps = "- steps: " + "".join(
-        f"{run['steps']} {name} steps (batch {run['config'][batch]}), {run.get('minutes', '?')} minutes; then "
-        for name, run, batch in phases
-    )
-    if earlier and start:
-        runs = [
-            f"- three runs: the vision phase (`{start['model']}`, the vision tower and merger alone, kind_weight"
-            f" {start['config'].get('kind_weight', 1.0):g}), the conversation phase from its model with new perception"
-            f" heads (`{earlier['model']}`, from training scene {earlier['config'].get('first_scene', 0)}), then this"
-            f" run from that model, from training scene {config['first_scene']}"
-            + (
-                f", with {formats} turns per conversation in the evaluation benchmarks' formats (multiple choice"
-                " answered by a letter, grounding by a box, classification from the class list)"
-                if formats
-                else ""
-            ),
-            f"- recipe: `{recipe}`, continuing the vision and conversation phases (`rs-reward foundation --config"
-            f" {recipe}` after `config_vision.yaml` and `config.yaml`, from their model; `make foundation` runs the"
-            " committed foundation's three)",
-        ]
-        steps += f"{result['steps']} steps (batch {config['lm_batch_size']}),"
-    elif start:
-        runs = [
-            f"- two runs: the vision phase (`{config['model_name_or_path']}`, the vision tower and merger alone,"
-            f" kind_weight {start['config'].get('kind_weight', 1.0):g}), then the conversation phase from its model"
-            f" with new perception heads, from training scene {config['first_scene']}",
-            f"- recipe: `{recipe}`, after its vision phase (`make foundation` reruns both)",
-        ]
-        steps += f"{result['steps']} conversation steps (batch {config['lm_batch_size']}),"
-    else:
-        runs = [f"- recipe: `{recipe}` (`make foundation` reruns it)"]
-        steps += (
-            f"{result['steps']} ({config['vision_steps']} vision, batch {config['batch_size']};"
-            f" then batch {config['lm_batch_size']}),"
+    runs = foundation_runs(result)
+
+    def run_steps(run):
+        c = run["config"]
+        if run["what"] == "vision steps":
+            return f"{run['steps']} vision steps (batch {c['batch_size']})"
+        vision = f"{c['vision_steps']} vision steps (batch {c['batch_size']}) and " if c.get("vision_steps") else ""
+        return f"{vision}{run['steps'] - c.get('vision_steps', 0)} {run['what']} (batch {c['lm_batch_size']})"
+
+    steps = "- steps: " + "; then ".join(f"{run_steps(run)}, {run.get('minutes', '?')} minutes" for run in runs)
+    if len(runs) == 1:
+        steps = (
+            f"- steps: {result['steps']} ({config['vision_steps']} vision, batch {config['batch_size']};"
+            f" then batch {config['lm_batch_size']}), {result.get('minutes', '?')} minutes"
         )
+        lines = [f"- recipe: `{recipe}` (`make foundation` reruns it)"]
+    else:
+
+        def name(run):
+            if run["what"] == "vision steps":
+                return "the vision phase"
+            return "the conversation phase" if run["what"] == "conversation steps" else f"a run of {run['what']}"
+
+        earlier = [
+            f"{name(run)} (`{run['model']}`, "
+            + (
+                f"the vision tower and merger alone, kind_weight {run['config'].get('kind_weight', 1.0):g})"
+                if run["what"] == "vision steps"
+                else f"from training scene {run['config'].get('first_scene', 0)})"
+            )
+            for run in runs[:-1]
+        ]
+        this = f"this run ({runs[-1]['what']}, from training scene {config['first_scene']}" + (
+            f", with {formats} turns per conversation in the evaluation benchmarks' formats (multiple choice"
+            " answered by a letter, grounding by a box, classification from the class list)"
+            if formats
+            else ", each turn seeing the image and its own question only"
+            if config.get("isolated_turns")
+            else ""
+        )
+        lines = [
+            f"- {len(runs)} runs, each from the model the one before made: {'; '.join(earlier)}; then {this})",
+            f"- recipe: `{recipe}`, the last of the {len(runs)} (`make foundation` runs the committed foundation's"
+            " recipes in turn)",
+        ]
     body = [
         card_header(
             library_name="transformers",
@@ -301,11 +307,11 @@ def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, r
             and (config.get("presence_of_every_kind") or config.get("description_checks"))
             else []
         ),
-        *runs,
+        *lines,
         f"- code: {commit}",
         f"- world: image {config['image_size']} px, object_scale {config['object_scale']},"
         f" max_groups {config['max_groups']}, haze {config['haze_probability']}",
-        steps + f" {result.get('minutes', '?')} minutes on {result.get('machine', 'this machine')}",
+        steps + f" on {result.get('machine', 'this machine')}",
         "",
         "## Held-out perception (fresh scenes, greedy answers, strict match)",
         "",

@@ -2,6 +2,7 @@
 committed checkpoint's perception on scenes it has never seen."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -263,7 +264,11 @@ def test_each_foundation_phase_names_the_runs_before_it_in_its_card(tmp_path):
     assert result["started_from"]["steps"] == 2 and result["started_from"]["config"]["vision_steps"] == 2
     card = foundation_model_card(tmp_path / "talk" / "model", recipe="r.yaml", commit="abc", result=result)
     text = card.read_text()
-    assert "two runs: the vision phase (`" in text and "steps: 2 vision steps" in text and "training scene 4" in text
+    assert (
+        "2 runs, each from the model the one before made: the vision phase (`" in text
+        and "steps: 2 vision steps" in text
+        and "training scene 4" in text
+    )
     assert "then 1 conversation steps" in text
     # The third phase (config_formats.yaml) continues the conversation run: its card names all three runs and
     # shows the perception before it beside the perception after it.
@@ -284,16 +289,38 @@ def test_each_foundation_phase_names_the_runs_before_it_in_its_card(tmp_path):
     text = foundation_model_card(
         tmp_path / "formats" / "model", recipe="f.yaml", commit="abc", result=third
     ).read_text()
-    assert "three runs: the vision phase" in text and "from training scene 9, with 3 turns" in text
     assert (
-        "| before this run |" in text and "`rs-reward foundation --config f.yaml` after `config_vision.yaml`" in text
+        "3 runs, each from the model the one before made: the vision phase" in text
+        and "from training scene 9, with 3 turns" in text
     )
+    assert "| before this run |" in text and "recipe: `f.yaml`, the last of the 3" in text
     assert "steps: 2 vision steps (batch 2)" in text and "minutes; then 1 conversation steps (batch 2)" in text
     from rs_reward.pipeline.report import foundation_training
 
     assert foundation_training(third) == (
         f"2 vision steps ({third['continued_from']['started_from']['minutes']} min), then 1 conversation steps"
         f" ({third['continued_from']['minutes']} min), then 1 steps in the benchmark formats ({third['minutes']} min)"
+    )
+    # However long the chain (config_isolated.yaml is the fourth), the card and the report name every run.
+    isolated = FoundationConfig(
+        **{
+            **formats.__dict__,
+            "output_dir": str(tmp_path / "isolated"),
+            "model_name_or_path": str(tmp_path / "formats" / "model"),
+            "benchmark_questions": 0,
+            "isolated_turns": True,
+        }
+    )
+    fourth = train_foundation(isolated)
+    assert fourth["continued_from"]["continued_from"]["perception"] == result["perception"]
+    text = foundation_model_card(
+        tmp_path / "isolated" / "model", recipe="i.yaml", commit="abc", result=fourth
+    ).read_text()
+    assert "4 runs, each from the model the one before made: the vision phase" in text
+    assert "a run of steps in the benchmark formats (`" in text and "then this run (steps with isolated turns" in text
+    assert foundation_training(fourth).endswith(
+        f"then 1 steps in the benchmark formats ({third['minutes']} min), then 1 steps with isolated turns"
+        f" ({fourth['minutes']} min)"
     )
 
 
@@ -327,3 +354,57 @@ def test_the_committed_foundation_perceives_scenes_it_has_never_seen():
     assert accuracy["presence"] >= T.QTYPE_CHANCE["presence"] + 0.25, accuracy
     # Over the question types it was trained on (not the description checks and benchmark formats, also asked).
     assert np.mean([accuracy[t] - metrics[t]["chance"] for t in T.CLOSED_QTYPES]) >= 0.35, accuracy
+
+
+def test_kind_questions_first_come_before_any_text_names_a_kind():
+    """`kind_questions_first` (config_kinds.yaml): asked later, a kind question's answer is in the earlier turns'
+    texts ("How many ships are there?"), so the kind questions open the conversation; the rest keep their order."""
+    nouns = [n for pair in T.KIND_NOUN.values() for n in pair]
+    kind_turns = leaked = 0
+    for index in range(100):
+        scene, _, rng = make_scene(FoundationConfig(), "train", index)
+        default = _plain_answers(dense_messages(scene, rng, caption_probability=0.0))
+        scene, _, rng = make_scene(FoundationConfig(), "train", index)
+        first = _plain_answers(dense_messages(scene, rng, caption_probability=0.0, kind_questions_first=True))
+        is_kind = [q.startswith("What kind of object") for q, _ in first]
+        assert is_kind == sorted(is_kind, reverse=True) and sum(is_kind) == len(scene.groups)
+        assert not any(n in first[0][0] for n in nouns)
+        rest = [t for t, kind in zip(first, is_kind) if not kind]
+        assert rest == [t for t in default if not t[0].startswith("What kind of object")]
+        for position, (question, _) in enumerate(default):
+            if question.startswith("What kind of object"):
+                kind_turns += 1
+                leaked += any(n in q for q, _ in default[:position] for n in nouns)
+    assert leaked > 0.8 * kind_turns, "in the drawn order most kind questions follow a text that names a kind"
+
+
+def test_isolated_turns_learn_each_answer_as_if_asked_alone():
+    """`isolated_turns` (config_isolated.yaml): the turns of a conversation are packed behind one image, and the
+    loss is the one of the same questions asked one per sequence, as the evaluation asks them (so no answer can be
+    read from another turn), while the image passes through the vision tower once per conversation."""
+    from transformers import AutoModelForImageTextToText
+
+    from rs_reward.foundation import answer_loss, make_batch
+
+    path = resolve_model_path("tiny:qwen2-vl-synthrs")  # a model that reads the turns (a random one is uniform)
+    model = AutoModelForImageTextToText.from_pretrained(path).eval()
+    processor = load_processor(path)
+    config = FoundationConfig(lm_batch_size=2, isolated_turns=True, caption_probability=1.0, object_scale=1.3)
+    packed, targets, _ = make_batch(config, processor, step=0)
+    assert len(packed["input_ids"]) == len(packed["image_grid_thw"]) == len(targets) == 2
+
+    texts, images = [], []
+    for index in range(2):
+        scene, image, rng = make_scene(config, "train", index)
+        messages = dense_messages(scene, rng, caption_probability=1.0)
+        for user, answer in zip(messages[::2], messages[1::2]):
+            question = {"role": "user", "content": [{"type": "image"}, user["content"][-1]]}
+            texts.append(processor.apply_chat_template([question, answer], tokenize=False))
+            images.append(image)
+    alone = processor(text=texts, images=images, padding=True, return_tensors="pt")
+    alone["labels"] = assistant_labels(alone["input_ids"], processor.tokenizer)
+    assert (packed["labels"] != -100).sum() == (alone["labels"] != -100).sum()
+    with torch.no_grad():
+        assert answer_loss(model, dict(packed)).item() == pytest.approx(answer_loss(model, dict(alone)).item(), 1e-4)
+        conversation = make_batch(replace(config, isolated_turns=False), processor, step=0)[0]
+        assert abs(answer_loss(model, conversation).item() - answer_loss(model, dict(alone)).item()) > 0.02

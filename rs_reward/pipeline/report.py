@@ -231,25 +231,19 @@ def bon_table(metrics: dict) -> str:
 
 
 def foundation_training(card: dict) -> str:
-    """`3000 vision steps (41 min), then 2200 conversation steps (60 min)[, then 800 steps in the benchmark
-    formats (25 min)]`, from the foundation's metrics.json."""
-    config, earlier = card.get("config", {}), card.get("continued_from")
-    start = card.get("started_from") or (earlier or {}).get("started_from")
+    """`3000 vision steps (41 min), then 2200 conversation steps (60 min)[, then 800 more conversation steps
+    (11 min), ...]`, from the foundation's metrics.json (`foundation_runs`)."""
+    from rs_reward.foundation import foundation_runs
+
+    runs = foundation_runs(card)
     phases = []
-    if start:
-        phases.append(f"{start.get('steps', '?')} vision steps ({start.get('minutes', '?')} min)")
-    elif config.get("vision_steps"):
-        phases.append(f"{config['vision_steps']} vision steps")
-    steps = card.get("steps", "?")
-    lm_steps = steps - config.get("vision_steps", 0) if isinstance(steps, int) else steps
-    if earlier:
-        phases.append(f"{earlier.get('steps', '?')} conversation steps ({earlier.get('minutes', '?')} min)")
-        what = "steps in the benchmark formats" if config.get("benchmark_questions") else "more conversation steps"
-        phases.append(f"{lm_steps} {what} ({card.get('minutes', '?')} min)")
-    else:
-        phases.append(
-            f"{lm_steps} conversation steps ({card.get('minutes', '?')} min{' in all' if not start else ''})"
-        )
+    for run in runs:
+        config, steps, minutes = run.get("config", {}), run.get("steps", "?"), run.get("minutes", "?")
+        if run["what"] == "conversation steps" and config.get("vision_steps") and isinstance(steps, int):
+            phases.append(f"{config['vision_steps']} vision steps")  # one run of both phases
+            steps -= config["vision_steps"]
+        alone = len(runs) == 1 and config.get("vision_steps")
+        phases.append(f"{steps} {run['what']} ({minutes} min{' in all' if alone else ''})")
     return ", then ".join(phases)
 
 

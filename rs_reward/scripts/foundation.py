@@ -2,7 +2,8 @@
 pretrained Qwen2-VL).
 
     rs-reward foundation --config recipes/tiny/foundation/config_vision.yaml   # make foundation: the vision phase,
-    rs-reward foundation --config recipes/tiny/foundation/config.yaml          # then the conversations
+    rs-reward foundation --config recipes/tiny/foundation/config.yaml          # then the conversations,
+    rs-reward foundation --config recipes/tiny/foundation/config_longer.yaml   # then 4 continuations (Makefile)
     rs-reward foundation --config recipes/tiny/foundation/config.yaml --max_minutes 30   # stop, rerun resumes
 
 The result, committed at `rs_reward/modeling/foundation/qwen2-vl-synthrs` (`tiny:qwen2-vl-synthrs`), is what

@@ -240,7 +240,6 @@ def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, r
         vision = f"{c['vision_steps']} vision steps (batch {c['batch_size']}) and " if c.get("vision_steps") else ""
         return f"{vision}{run['steps'] - c.get('vision_steps', 0)} {run['what']} (batch {c['lm_batch_size']})"
 
-    steps = "- steps: " + "; then ".join(f"{run_steps(run)}, {run.get('minutes', '?')} minutes" for run in runs)
     if len(runs) == 1:
         steps = (
             f"- steps: {result['steps']} ({config['vision_steps']} vision, batch {config['batch_size']};"
@@ -248,6 +247,7 @@ def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, r
         )
         lines = [f"- recipe: `{recipe}` (`make foundation` reruns it)"]
     else:
+        steps = "- steps: " + "; then ".join(f"{run_steps(run)}, {run.get('minutes', '?')} minutes" for run in runs)
 
         def name(run):
             if run["what"] == "vision steps":

@@ -343,14 +343,14 @@ def test_the_committed_foundation_perceives_scenes_it_has_never_seen():
     processor = load_processor(path, min_pixels=pixels, max_pixels=pixels)
     metrics = evaluate_perception(model, processor, config, scenes=40)
     accuracy = {t: m["accuracy"] for t, m in metrics.items()}
-    # Margins under what the committed weights reached on 300 held-out scenes (land cover 1.00, colour 0.98,
-    # position 0.98, presence 0.90, count 0.75, comparison 0.88, kind 0.71 against chance 0.17 / 0.33 / 0.11 /
+    # Margins under what the committed weights reached on 300 held-out scenes (land cover 1.00, colour 0.99,
+    # position 0.98, presence 0.93, count 0.82, comparison 0.91, kind 0.84 against chance 0.17 / 0.33 / 0.11 /
     # 0.50 / 0.25 / 0.50 / 0.20), wide enough for 40 scenes; an image-blind or random model is at chance on each.
     assert accuracy["land_cover"] >= 0.9, accuracy
     assert accuracy["colour"] >= 0.85, accuracy
     assert accuracy["position"] >= T.QTYPE_CHANCE["position"] + 0.6, accuracy
-    assert accuracy["count"] >= T.QTYPE_CHANCE["count"] + 0.3, accuracy
-    assert accuracy["kind"] >= T.QTYPE_CHANCE["kind"] + 0.3, accuracy
+    assert accuracy["count"] >= T.QTYPE_CHANCE["count"] + 0.35, accuracy
+    assert accuracy["kind"] >= T.QTYPE_CHANCE["kind"] + 0.4, accuracy
     assert accuracy["presence"] >= T.QTYPE_CHANCE["presence"] + 0.25, accuracy
     # Over the question types it was trained on (not the description checks and benchmark formats, also asked).
     assert np.mean([accuracy[t] - metrics[t]["chance"] for t in T.CLOSED_QTYPES]) >= 0.35, accuracy

@@ -34,7 +34,7 @@ demo: $(STAMP)
 
 # Retrain the SynthRS foundation the demo starts from and publish it over the committed copy: the vision phase,
 # then the conversation phase from its model, 800 more conversation steps, then four runs with isolated turns
-# (about 3 hours alone on 2 CPU cores; rerun to resume after an interruption).
+# (about 2.9 hours alone on 2 CPU cores; rerun to resume after an interruption).
 FOUNDATION_RECIPES = config_vision config config_longer config_isolated config_isolated_2 config_isolated_3 config_isolated_4
 foundation: $(STAMP)
 	set -e; for recipe in $(FOUNDATION_RECIPES); do \

@@ -103,7 +103,7 @@ def test_each_evaluation_shows_only_its_own_fields(task, shown, hidden, capsys):
     assert not set(hidden) & flags, hidden
 
 
-def test_a_task_that_returns_ends_its_process_group(tmp_path):
+def test_a_task_that_returns_ends_its_process_group():
     """A launched rank that finishes first must not leave gloo's threads to interpreter exit (a rank aborted so in
     CI); a task that fails leaves the group alone, since the other ranks may still be in a collective."""
     import torch.distributed as dist
@@ -114,13 +114,10 @@ def test_a_task_that_returns_ends_its_process_group(tmp_path):
         def parse_args_and_config(self, args):
             return (args,)
 
-    def start():
-        dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
-
     def failing(args):
         raise RuntimeError("task failed")
 
-    start()
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
     try:
         with pytest.raises(RuntimeError):
             call_main(Parser, failing, [])

@@ -357,7 +357,7 @@ def test_the_committed_foundation_perceives_scenes_it_has_never_seen():
 
 
 def test_kind_questions_first_come_before_any_text_names_a_kind():
-    """`kind_questions_first` (config_kinds.yaml): asked later, a kind question's answer is in the earlier turns'
+    """`kind_questions_first` (data card row 16): asked later, a kind question's answer is in the earlier turns'
     texts ("How many ships are there?"), so the kind questions open the conversation; the rest keep their order."""
     nouns = [n for pair in T.KIND_NOUN.values() for n in pair]
     kind_turns = leaked = 0

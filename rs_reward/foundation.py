@@ -568,8 +568,8 @@ def _earlier_run(model_name_or_path: str) -> tuple[str, dict] | None:
 
 def foundation_runs(card: dict) -> list[dict]:
     """The runs that made a foundation, oldest first, from its `metrics.json` (the last is the card's own run):
-    each with its `steps`, `minutes`, `config`, `model` (for an earlier run, the folder the run after it started
-    from) and `what` it trained: "vision steps" (a separate vision phase), "conversation steps" (the first conversation run, or
+    each with its `steps` (`conversation_steps` of them after its own vision steps), `minutes`, `config`, `model`
+    (for an earlier run, the folder the run after it started from) and `what` it trained: "vision steps" (a separate vision phase), "conversation steps" (the first conversation run, or
     one run of both phases), then for each continuation "steps in the benchmark formats", "steps with isolated
     turns", "steps with kind questions first" or "more conversation steps"."""
     chain, node = [], card
@@ -590,7 +590,8 @@ def foundation_runs(card: dict) -> list[dict]:
             what = "steps with kind questions first"
         else:
             what = "more conversation steps"
-        runs.append({**{k: v for k, v in run.items() if k not in ("continued_from", "started_from")}, "what": what})
+        kept = {k: v for k, v in run.items() if k not in ("continued_from", "started_from")}
+        runs.append({**kept, "what": what, "conversation_steps": run["steps"] - config.get("vision_steps", 0)})
     return runs
 
 

@@ -238,7 +238,7 @@ def foundation_model_card(output_dir: str | Path, *, recipe: str, commit: str, r
         if run["what"] == "vision steps":
             return f"{run['steps']} vision steps (batch {c['batch_size']})"
         vision = f"{c['vision_steps']} vision steps (batch {c['batch_size']}) and " if c.get("vision_steps") else ""
-        return f"{vision}{run['steps'] - c.get('vision_steps', 0)} {run['what']} (batch {c['lm_batch_size']})"
+        return f"{vision}{run['conversation_steps']} {run['what']} (batch {c['lm_batch_size']})"
 
     if len(runs) == 1:
         steps = (

@@ -238,12 +238,14 @@ def foundation_training(card: dict) -> str:
     runs = foundation_runs(card)
     phases = []
     for run in runs:
-        config, steps, minutes = run.get("config", {}), run.get("steps", "?"), run.get("minutes", "?")
-        if run["what"] == "conversation steps" and config.get("vision_steps") and isinstance(steps, int):
-            phases.append(f"{config['vision_steps']} vision steps")  # one run of both phases
-            steps -= config["vision_steps"]
-        alone = len(runs) == 1 and config.get("vision_steps")
-        phases.append(f"{steps} {run['what']} ({minutes} min{' in all' if alone else ''})")
+        config, minutes = run.get("config", {}), run.get("minutes", "?")
+        if run["what"] == "vision steps":
+            phases.append(f"{run['steps']} vision steps ({minutes} min)")
+            continue
+        if config.get("vision_steps"):  # one run of both phases
+            phases.append(f"{config['vision_steps']} vision steps")
+        alone = len(runs) == 1  # one run of both phases: its minutes are both phases'
+        phases.append(f"{run['conversation_steps']} {run['what']} ({minutes} min{' in all' if alone else ''})")
     return ", then ".join(phases)
 
 

@@ -11,6 +11,9 @@
   grounding, where votes rarely agree), `random` and `oracle` (the best candidate by the metric itself: the ceiling).
   Ties go to the earliest candidate in the sub-sample.
 - `best_of_n`: the harness metric of the selected candidate, per task and N, averaged over rows and repeats.
+- `rule_agreement`: on tasks with a right/wrong metric, how often each scorer ranks a right candidate above a wrong
+  one for the same question (the within-question AUC of GRPO's reward-hacking monitor, here on the policy's own
+  samples before any RL, from every candidate rather than a few per logging step).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 
 from .answers import answer_text, extract_choice, normalize_answer, parse_box
 from .eval.harness import generate_answers, vlm_prompt
+from .eval.reward_eval import wins_within_groups
 
 
 logger = logging.getLogger(__name__)
@@ -98,7 +102,8 @@ def best_of_n(
     seed: int = 0,
     repeats: int = 1,
 ) -> dict:
-    """`{selector: {N: {task: mean metric, "mean": mean over tasks}}}` plus the picks of the first repeat."""
+    """`{"results": {selector: {N: {task: mean metric, "mean": mean over tasks}}}, "picks": the picks of the first
+    repeat, "rule_agreement": rule_agreement(...)}`."""
     results, picks = {}, {}
     for selector in selectors:
         results[selector] = {}
@@ -123,7 +128,48 @@ def best_of_n(
             table = {task: float(np.mean(v)) for task, v in sorted(per_task.items())}
             table["mean"] = float(np.mean(list(table.values())))
             results[selector][n] = table
-    return {"results": results, "picks": picks}
+    return {"results": results, "picks": picks, "rule_agreement": rule_agreement(rows, metrics, scores)}
+
+
+def rule_agreement(rows: list[dict], metrics: list[list[float]], scores: dict[str, list[list[float]]]) -> dict:
+    """`{scorer: {task: {"auc", "pairs", "questions", "candidates"}}}` over the tasks whose metric is right or wrong
+    (not captions): the share of (right, wrong) candidate pairs of a question that the scorer orders right first (ties
+    a half), from the `questions` with both, `candidates` each at most; tasks without such a question are left out."""
+    out: dict[str, dict] = {}
+    for task in sorted({r["task"] for r in rows} - {"caption"}):
+        index = [i for i, row in enumerate(rows) if row["task"] == task]
+        ids = [rows[i]["id"] for i in index for _ in metrics[i]]
+        accepted = [m > 0 for i in index for m in metrics[i]]
+        mixed = sum(len({m > 0 for m in metrics[i]}) == 2 for i in index)
+        for scorer, by_row in scores.items():
+            wins, pairs = wins_within_groups(ids, accepted, [v for i in index for v in by_row[i]])
+            if pairs:
+                out.setdefault(scorer, {})[task] = {
+                    "auc": wins / pairs,
+                    "pairs": pairs,
+                    "questions": mixed,
+                    "candidates": max(len(metrics[i]) for i in index),
+                }
+    return out
+
+
+def agreement_text(agreement: dict) -> str:
+    """The report's paragraph on `rule_agreement` ('' when there is none)."""
+    from .report import markdown_table
+
+    if not agreement:
+        return ""
+    rows = [
+        [scorer, task, f"{v['auc']:.3f}", v["pairs"], v["questions"], v["candidates"]]
+        for scorer, by_task in agreement.items()
+        for task, v in by_task.items()
+    ]
+    return (
+        "\nHow often each scorer ranks a right candidate above a wrong one for the same question (AUC over every"
+        " (right, wrong) pair of the candidates of the questions with both; 0.5: blind to correctness):\n\n"
+        + markdown_table(["scorer", "task", "AUC", "pairs", "questions with both", "candidates each"], rows)
+        + "\n"
+    )
 
 
 def fingerprint(*parts) -> str:
@@ -377,6 +423,7 @@ def write_results(result: dict, rows, n_list, args, model_args, output: Path) ->
         "repeats": args.repeats,
         "seed": args.seed,
         "results": {s: {str(n): v for n, v in by_n.items()} for s, by_n in result["results"].items()},
+        "rule_agreement": result.get("rule_agreement", {}),
     }
     write_atomic(output / "metrics.json", json.dumps(summary, indent=2) + "\n")
     write_atomic(
@@ -384,6 +431,7 @@ def write_results(result: dict, rows, n_list, args, model_args, output: Path) ->
         f"# Best-of-N of `{model_args.model_name_or_path}`\n\nData `{args.eval_data}`, temperature "
         f"{args.temperature}, {args.repeats} sub-sample draw(s) per N.\n\n{table}\n\n"
         "![selectors](figures/bon_selectors.png)\n"
+        + agreement_text(summary["rule_agreement"])
         + (
             "\nEvery candidate with its scores and each selector's pick: [browse/index.html](browse/index.html).\n"
             if args.browse_max_rows > 0

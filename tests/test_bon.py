@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from rs_reward.bon import best_of_n, select, subsample, vote_key
+from rs_reward.bon import best_of_n, rule_agreement, select, subsample, vote_key
 from rs_reward.cli import main
 
 
@@ -64,6 +64,27 @@ def test_best_of_n_tables_are_deterministic_and_ordered():
         assert results["score_model"][n] == results["oracle"][n]
     oracle = [results["oracle"][n]["mean"] for n in (1, 2, 4, 8)]
     assert oracle == sorted(oracle) and oracle[-1] == 1.0
+
+
+def test_rule_agreement_is_the_within_question_auc():
+    rows = [{"id": "q0", "task": "vqa"}, {"id": "q1", "task": "vqa"}, {"id": "q2", "task": "vqa"}]
+    rows.append({"id": "c0", "task": "caption"})
+    metrics = [[1.0, 0.0, 0.0], [1.0, 1.0, 0.0], [1.0, 1.0, 1.0], [0.4, 0.9, 0.1]]  # q2: nothing wrong to rank
+    scores = {
+        "perfect": [[3.0, 1.0, 2.0], [5.0, 4.0, -1.0], [0.0, 0.0, 0.0], [0.0, 1.0, 2.0]],
+        "reversed": [[-3.0, -1.0, -2.0], [-5.0, -4.0, 1.0], [0.0, 0.0, 0.0], [0.0, 1.0, 2.0]],
+        # q0: the right one beats one of two wrong ones; q1: one right above, one tied with the wrong one
+        "mixed": [[2.0, 1.0, 3.0], [2.0, 0.5, 0.5], [0.0, 0.0, 0.0], [0.0, 1.0, 2.0]],
+        # on another scale, q1's scores would beat q0's: pairs never cross questions
+        "shifted": [[1.0, 0.0, 0.0], [101.0, 101.0, 100.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]],
+    }
+    agreement = rule_agreement(rows, metrics, scores)
+    assert set(agreement["perfect"]) == {"vqa"}  # captions have no right or wrong
+    assert agreement["perfect"]["vqa"] == {"auc": 1.0, "pairs": 4, "questions": 2, "candidates": 3}
+    assert agreement["reversed"]["vqa"]["auc"] == 0.0
+    assert agreement["mixed"]["vqa"]["auc"] == (1 + 1 + 0.5) / 4
+    assert agreement["shifted"]["vqa"]["auc"] == 1.0
+    assert best_of_n(rows, [["a"] * 3] * 4, metrics, scores, [1], ["random"])["rule_agreement"] == agreement
 
 
 @pytest.fixture

@@ -77,6 +77,7 @@ def test_quick_demo_runs_every_stage_and_writes_a_report(tmp_path):
         assert (out / "grpo" / f"{run}-seed0" / "reward_history.json").is_file()
     bon = json.loads((out / "bon" / "metrics.json").read_text())
     assert set(bon["results"]) == {"score_model", "clip_score", "majority_vote", "random", "oracle"}
+    assert headline["grpo"]["score_rule_auc_at_start"] == bon["rule_agreement"].get("score_model", {})
     oracle = bon["results"]["oracle"]
     assert oracle["2"]["mean"] >= oracle["1"]["mean"]
     # the report links a page of each kind, and each page is there
@@ -175,6 +176,7 @@ def test_grpo_seeds_are_reported_as_mean_and_spread():
         grpo_table,
         grpo_whole_run,
         mean_history,
+        start_agreement,
     )
 
     seeds = [
@@ -206,6 +208,12 @@ def test_grpo_seeds_are_reported_as_mean_and_spread():
         {"GRPO score_model": runs}
     )
     assert "| GRPO score_model | - | - | - | - | 0.400 +- 0.000 |" in arms_table({"GRPO score_model": runs})
+    # the monitor's AUC at step 0, from best-of-N's candidates of the same policy
+    bon = {"temperature": 0.95, "rule_agreement": {"score_model": {"vqa": dict(auc=0.875, pairs=40, questions=9)}}}
+    bon["rule_agreement"]["score_model"]["vqa"]["candidates"] = 16
+    text = "\n".join(start_agreement(bon, "full"))
+    assert "the 16 best-of-N candidates" in text and "AUC vqa 0.875 (40 pairs from 9 questions" in text
+    assert start_agreement({"temperature": 0.95, "rule_agreement": {}}, "full") == []
 
 
 def test_a_stage_leaves_deterministic_kernels_as_it_found_them(tmp_path):

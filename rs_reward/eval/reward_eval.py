@@ -6,7 +6,9 @@
   token count is unchanged): how much of the accuracy comes from looking at the image;
 - Spearman rank correlation of the score with the true quality of each distinct text (SynthRS);
 - a PNG histogram of chosen vs rejected scores;
-- the mean and std of all scores, which `store_score_statistics` writes into the model's config.
+- the mean and std of all scores, which `store_score_statistics` writes into the model's config;
+- `wins_within_groups`: how often the score model ranks an answer a rule accepts above one it rejects for the same
+  question (the AUC of GRPO's reward-hacking monitor and of best-of-N's candidates).
 """
 
 from __future__ import annotations
@@ -51,6 +53,23 @@ def pair_scores(scorer: RewardModelScorer, dataset, blind: bool = False) -> tupl
             order.append(slots[key])
     scores = scorer.score(images, questions, texts)[np.asarray(order, dtype=np.int64)]
     return scores[0::2], scores[1::2]
+
+
+def wins_within_groups(ids, accepted, scores, known=None) -> tuple[float, int]:
+    """Over the (accepted, rejected) answer pairs that share a question id: how many the accepted one outscores (ties
+    count a half), and how many pairs there are; their ratio is the within-question AUC (0.5: the scores ignore
+    correctness). `known` masks the answers with a rule verdict (NaN scores are skipped too)."""
+    ids, accepted, scores = np.asarray(ids, dtype=object), np.asarray(accepted, bool), np.asarray(scores, float)
+    usable = ~np.isnan(scores) & (np.ones(len(ids), bool) if known is None else np.asarray(known, bool))
+    wins, pairs = 0.0, 0
+    for row_id in np.unique(ids[usable]):
+        index = usable & (ids == row_id)
+        good, bad = scores[index & accepted], scores[index & ~accepted]
+        if good.size and bad.size:
+            diff = good[:, None] - bad[None, :]
+            wins += float((diff > 0).sum() + 0.5 * (diff == 0).sum())
+            pairs += diff.size
+    return wins, pairs
 
 
 def _grouped_accuracy(correct: np.ndarray, labels: list) -> dict[str, float]:

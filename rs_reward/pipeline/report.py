@@ -217,6 +217,26 @@ def grpo_table(histories: dict[str, list[list[dict]]]) -> str:
     return markdown_table(["run", "metric", "first log", "last log", "whole run"], rows)
 
 
+def start_agreement(bon_metrics: dict, policy: str) -> list[str]:
+    """The monitor's AUC on the GRPO start policy's own samples: best-of-N's `rule_agreement` of the score model (the
+    same policy), from far more pairs than a logging step holds; [] when best-of-N had no such pair."""
+    agreement = bon_metrics.get("rule_agreement", {}).get("score_model", {})
+    if not agreement:
+        return []
+    parts = [
+        f"{task} {v['auc']:.3f} ({v['pairs']} pairs from {v['questions']} questions with right and wrong answers)"
+        for task, v in agreement.items()
+    ]
+    return [
+        f"Before the first step: on the start policy's own samples (the {next(iter(agreement.values()))['candidates']}"
+        f" best-of-N candidates per held-out question of section 7, `{policy}` at temperature"
+        f" {bon_metrics['temperature']}), the score model ranks an answer exact match accepts above one it rejects for"
+        f" the same question at AUC {'; '.join(parts)}: the monitor's `hacking/score_rule_auc` at step 0, from more"
+        " pairs than a logging step holds.",
+        "",
+    ]
+
+
 def bon_table(metrics: dict) -> str:
     """Selectors x N: the mean metric over tasks, and per task."""
     from rs_reward.report import markdown_table
@@ -434,6 +454,7 @@ def write_report(demo, r: DemoResults) -> Path:
         "",
         grpo_table(grpo_histories),
         "",
+        *start_agreement(bon_metrics, best_arm),
         "Sampled completions with their images, reward components and advantages: "
         + ", ".join(
             f"[{page.parent.parent.name}]({page.relative_to(output).as_posix()})"
@@ -499,6 +520,7 @@ def write_report(demo, r: DemoResults) -> Path:
         "grpo": {
             "seeds": demo.grpo_seeds,
             "eval": {run: summarise_runs(runs) for run, runs in grpo_metrics.items()},
+            "score_rule_auc_at_start": bon_metrics.get("rule_agreement", {}).get("score_model", {}),
             "first_last": {
                 run: {
                     k: dict(zip(("first", "last"), grpo_first_last(seeds, k)))

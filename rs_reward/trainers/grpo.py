@@ -27,22 +27,9 @@ from __future__ import annotations
 import numpy as np
 from trl import GRPOTrainer
 
+from ..eval.reward_eval import wins_within_groups
 from ..rewards import RewardFunction, RewardMonitor, ScoreModel, build_reward_funcs, import_reward, is_registry_reward
 from .resume import CheckpointResumeMixin
-
-
-def _wins_within_groups(ids: np.ndarray, rule: np.ndarray, scores: np.ndarray) -> tuple[float, int]:
-    """Over the (accepted, rejected) completion pairs sharing a prompt id: how many the accepted one outscores (ties
-    count a half), and how many pairs there are."""
-    wins, pairs = 0.0, 0
-    for row_id in np.unique(ids):
-        index = (ids == row_id) & ~np.isnan(rule) & ~np.isnan(scores)
-        good, bad = scores[index & (rule > 0)], scores[index & (rule <= 0)]
-        if good.size and bad.size:
-            diff = good[:, None] - bad[None, :]
-            wins += float((diff > 0).sum() + 0.5 * (diff == 0).sum())
-            pairs += diff.size
-    return wins, pairs
 
 
 def hacking_metrics(ids, rule, scores) -> dict[str, float]:
@@ -56,7 +43,7 @@ def hacking_metrics(ids, rule, scores) -> dict[str, float]:
         threshold = np.quantile(scores[both], 0.75)
         high = both & (scores >= threshold)
         metrics["hacking/high_score_rule_fail"] = float((rule[high] <= 0).mean())
-    wins, pairs = _wins_within_groups(ids, rule, scores)
+    wins, pairs = wins_within_groups(ids, rule > 0, scores, known=~np.isnan(rule))
     metrics["hacking/score_rule_wins"], metrics["hacking/score_rule_pairs"] = wins, float(pairs)
     if pairs:
         metrics["hacking/score_rule_auc"] = wins / pairs

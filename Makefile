@@ -33,9 +33,9 @@ demo: $(STAMP)
 	$(OFFLINE) $(BIN)/rs-reward demo --config recipes/tiny/demo/config.yaml $(ARGS)
 
 # Retrain the SynthRS foundation the demo starts from and publish it over the committed copy: the vision phase,
-# then the conversation phase from its model, 800 more conversation steps, then four runs with isolated turns
-# (about 2.9 hours alone on 2 CPU cores; rerun to resume after an interruption).
-FOUNDATION_RECIPES = config_vision config config_longer config_isolated config_isolated_2 config_isolated_3 config_isolated_4
+# then the conversation phase from its model, 800 more conversation steps, then five runs with isolated turns
+# (about 4.2 hours alone on 2 CPU cores; rerun to resume after an interruption).
+FOUNDATION_RECIPES = config_vision config config_longer config_isolated config_isolated_2 config_isolated_3 config_isolated_4 config_isolated_5
 foundation: $(STAMP)
 	set -e; for recipe in $(FOUNDATION_RECIPES); do \
 		$(OFFLINE) $(BIN)/rs-reward foundation --config recipes/tiny/foundation/$$recipe.yaml $(ARGS); \

@@ -212,7 +212,7 @@ def test_grpo_seeds_are_reported_as_mean_and_spread():
     bon = {"temperature": 0.95, "rule_agreement": {"score_model": {"vqa": dict(auc=0.875, pairs=40, questions=9)}}}
     bon["rule_agreement"]["score_model"]["vqa"]["candidates"] = 16
     text = "\n".join(start_agreement(bon, "full"))
-    assert "the 16 best-of-N candidates" in text and "AUC vqa 0.875 (40 pairs from 9 questions" in text
+    assert "the 16 best-of-N candidates" in text and "AUC 0.875 on vqa (40 pairs from 9 questions" in text
     assert start_agreement({"temperature": 0.95, "rule_agreement": {}}, "full") == []
 
 

@@ -224,15 +224,15 @@ def start_agreement(bon_metrics: dict, policy: str) -> list[str]:
     if not agreement:
         return []
     parts = [
-        f"{task} {v['auc']:.3f} ({v['pairs']} pairs from {v['questions']} questions with right and wrong answers)"
+        f"{v['auc']:.3f} on {task} ({v['pairs']} pairs from {v['questions']} questions with right and wrong answers)"
         for task, v in agreement.items()
     ]
     return [
-        f"Before the first step: on the start policy's own samples (the {next(iter(agreement.values()))['candidates']}"
-        f" best-of-N candidates per held-out question of section 7, `{policy}` at temperature"
-        f" {bon_metrics['temperature']}), the score model ranks an answer exact match accepts above one it rejects for"
-        f" the same question at AUC {'; '.join(parts)}: the monitor's `hacking/score_rule_auc` at step 0, from more"
-        " pairs than a logging step holds.",
+        "Before the first step, on the start policy's own samples (the"
+        f" {next(iter(agreement.values()))['candidates']} best-of-N candidates per held-out question of section 7,",
+        f"`{policy}` at temperature {bon_metrics['temperature']}), the score model ranks an answer that exact match",
+        f"accepts above one it rejects for the same question at AUC {'; '.join(parts)}: the monitor's",
+        "`hacking/score_rule_auc` at step 0, from more pairs than a logging step holds.",
         "",
     ]
 

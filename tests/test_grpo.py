@@ -219,3 +219,25 @@ def test_a_typo_in_the_reward_routes_fails_before_loading(rl_file, tmp_path):
                 str(tmp_path / "x"),
             ]
         )
+
+
+def test_the_tiny_recipes_sample_whole_descriptions():
+    """A description cut at `max_completion_length` ends mid-sentence, which the score model judges as a truncation:
+    at 32 tokens half the demo policy's descriptions were cut, and GRPO taught it to stop after one object group
+    (recipes/tiny/grpo/README.md). Every SynthRS description, end of turn included, fits the tiny recipes' cap."""
+    import numpy as np
+    import yaml
+    from transformers import AutoTokenizer
+
+    from rs_reward.data.synthrs.texts import claims_from_scene, render_text
+    from rs_reward.data.synthrs.world import sample_truth
+    from rs_reward.modeling.tiny import resolve_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("tiny:qwen2-vl-synthrs"))
+    rng = np.random.default_rng(0)
+    texts = [render_text(claims_from_scene(sample_truth(rng, f"s{i}", 112), rng)) for i in range(2000)]
+    longest = max(len(ids) for ids in tokenizer(texts)["input_ids"]) + 1  # + the end of the turn
+    assert longest > 32, "the old cap of 32 tokens would cut the longest descriptions"
+    for recipe in ("config_demo.yaml", "config_no_score_model.yaml"):
+        cap = yaml.safe_load((ROOT / "recipes/tiny/grpo" / recipe).read_text())["max_completion_length"]
+        assert longest <= cap, f"{recipe}: descriptions run to {longest} tokens, the recipe samples {cap}"

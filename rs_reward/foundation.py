@@ -569,9 +569,10 @@ def _earlier_run(model_name_or_path: str) -> tuple[str, dict] | None:
 def foundation_runs(card: dict) -> list[dict]:
     """The runs that made a foundation, oldest first, from its `metrics.json` (the last is the card's own run):
     each with its `steps` (`conversation_steps` of them after its own vision steps), `minutes`, `config`, `model`
-    (for an earlier run, the folder the run after it started from) and `what` it trained: "vision steps" (a separate vision phase), "conversation steps" (the first conversation run, or
-    one run of both phases), then for each continuation "steps in the benchmark formats", "steps with isolated
-    turns", "steps with kind questions first" or "more conversation steps"."""
+    (for an earlier run, the folder the run after it started from) and `what` it trained: "vision steps" (a
+    separate vision phase), "conversation steps" (the first conversation run, or one run of both phases), then for
+    each continuation "steps in the benchmark formats", "steps with isolated turns", "steps with kind questions
+    first" or "more conversation steps"."""
     chain, node = [], card
     while node:
         chain.append(node)

@@ -36,12 +36,12 @@ def test_readers_agree_with_the_canonical_rows(synthrs):
     assert [r["answer"] for r in mc] == [r["answer"] for r in by_task["mc"]]
     folder, names = evalsets.read_image_folder(synthrs / "eval" / "classification")
     assert len(folder) == 12 and set(names) <= {
-        "water",
-        "forest",
+        "open water",
+        "dense forest",
         "farmland",
         "bare land",
-        "residential",
-        "industrial",
+        "residential area",
+        "industrial area",
     }
     assert all(names[r["label"]] == r["answer"] for r in folder)
     captions = evalsets.read_karpathy(synthrs / "eval" / "dataset_synthrs.json")

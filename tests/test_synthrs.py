@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import re
 
 import numpy as np
 import pytest
@@ -187,6 +188,25 @@ def test_eval_splits_in_real_formats(dataset):
         box = json.loads(record["conversations"][1]["value"])
         scene = scenes[record["image"].rsplit(".", 1)[0]]
         assert any(list(o.box) == box for g in scene.groups for o in g.objects)
+
+
+def test_zero_shot_class_names_are_the_captions_words(dataset):
+    # CLIP's zero-shot prompts ("a satellite photo of {}.") ask for the class names: they must be the words the
+    # captions use for the land cover, or the prompts ask a CLIP for a phrase no caption taught it
+    names = json.loads((dataset / "eval" / "classification" / "classnames.json").read_text())
+    assert {p.name for p in (dataset / "eval" / "classification").iterdir() if p.is_dir()} <= set(names)
+    scenes = load_scenes(dataset, "eval")
+    karpathy = json.loads((dataset / "eval" / "dataset_synthrs.json").read_text())["images"]
+    named = 0
+    for image in karpathy:
+        scene = scenes[image["filename"].rsplit(".", 1)[0]]
+        for sentence in image["sentences"]:
+            text = sentence["raw"].lower()
+            # the whole noun phrase: "of open water.", "by a residential area." (not "water" or "residential")
+            mentioned = [lc for lc, name in names.items() if re.search(rf"\b(of|by|shows|a|an) {name}\.", text)]
+            assert mentioned in ([], [scene.land_cover]), (text, mentioned)
+            named += bool(mentioned)
+    assert named >= len(karpathy)  # most captions open with the land cover
 
 
 def test_rl_prompts(dataset):

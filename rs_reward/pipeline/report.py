@@ -415,9 +415,10 @@ def write_report(demo, r: DemoResults) -> Path:
         vqa_types_table(arm_metrics),
         "",
         f"The CLIP baseline fine-tuned ({demo.curated_clip_recipe}) on the captions of each arm, then zero-shot scene",
-        "classification with the paper's prompt templates and image-text retrieval on the clean evaluation split",
-        "(first row: the baseline itself, before any arm; it was trained on clean SynthRS captions, so an arm can",
-        "only keep or add to what it knows):",
+        "classification with the paper's prompt templates (the class names are the captions' land-cover phrases,",
+        "`residential area`, `open water`) and image-text retrieval on the clean evaluation split (first row: the",
+        "baseline itself, before any arm; it was trained on clean SynthRS captions, so an arm adds to or loses what",
+        "it knows):",
         "",
         clip_arms_table(
             ({"CLIP baseline (before)": [r.clip_base_metrics]} if r.clip_base_metrics else {}) | clip_arm_metrics

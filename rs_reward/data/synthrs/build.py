@@ -646,7 +646,7 @@ class _Writer:
             )
             _write_json(
                 self.root / "eval" / "classification" / "classnames.json",
-                {lc: T.LAND_COVER_NAME[lc] for lc in LAND_COVERS},
+                {lc: T.CLIP_CLASS_NAME[lc] for lc in LAND_COVERS},
             )
         if "rl" in self.rows:
             _write_jsonl(self.root / "rl" / "prompts.jsonl", self.rows["rl"])

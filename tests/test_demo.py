@@ -72,6 +72,8 @@ def test_quick_demo_runs_every_stage_and_writes_a_report(tmp_path):
     base = json.loads((out / "eval" / "clip-baseline-cls" / "metrics.json").read_text())["metrics"]
     assert headline["clip_baseline"]["top1"] == base["top1"] and "image_to_text_R@5" in headline["clip_baseline"]
     assert f"| CLIP baseline (before) | {base['top1']:.3f} |" in report, "the arms are shown beside their start"
+    classes = [k.removeprefix("top1/") for k in base if k.startswith("top1/")]
+    assert classes and f"| arm | {' | '.join(classes)} |" in report, "top-1 per class beside the average"
     for run in ("score_model", "no_score_model"):
         assert f"| GRPO {run} |" in report
         assert (out / "grpo" / f"{run}-seed0" / "reward_history.json").is_file()

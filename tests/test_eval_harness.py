@@ -115,6 +115,12 @@ def test_clip_eval_task(synthrs, tmp_path, data):
     metrics = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
     if data.endswith("classification"):
         assert 0 <= metrics["top1"] <= metrics["top5"] <= 1 and metrics["images"] == 12
+        # top-1 per class, over the classes with images; weighted by their images they give the overall top-1
+        folder, names = evalsets.read_image_folder(synthrs / data)
+        counts = {names[i]: sum(r["label"] == i for r in folder) for i in range(len(names))}
+        per_class = {k.removeprefix("top1/"): v for k, v in metrics.items() if k.startswith("top1/")}
+        assert set(per_class) == {name for name, n in counts.items() if n}
+        assert sum(per_class[c] * counts[c] for c in per_class) / 12 == pytest.approx(metrics["top1"])
     else:
         assert 0 <= metrics["image_to_text_R@1"] <= metrics["image_to_text_R@5"] <= metrics["image_to_text_R@10"] <= 1
 

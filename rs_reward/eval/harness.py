@@ -224,7 +224,8 @@ def clip_embed(model, processor, images=None, texts=None, batch_size: int = 64) 
 
 
 def clip_zero_shot(model, processor, rows: list[dict], class_names: list[str], templates=CLIP_TEMPLATES) -> dict:
-    """Top-1 / top-5 accuracy of zero-shot classification (text embeddings averaged over the templates)."""
+    """Top-1 / top-5 accuracy of zero-shot classification (text embeddings averaged over the templates), and top-1
+    per class (`top1/<class name>`, classes with images only): an average can hide a class the model cannot name."""
     text = torch.stack(
         [clip_embed(model, processor, texts=[t.format(c) for t in templates]).mean(0) for c in class_names]
     )
@@ -233,11 +234,17 @@ def clip_zero_shot(model, processor, rows: list[dict], class_names: list[str], t
     ranks = (image @ text.T).argsort(dim=1, descending=True)
     labels = torch.tensor([r["label"] for r in rows])
     k = min(5, len(class_names))
+    right = ranks[:, 0] == labels
+    per_class = {
+        f"top1/{name}": float(right[labels == i].float().mean())
+        for i, name in enumerate(class_names)
+        if (labels == i).any()
+    }
     return {
-        "top1": float((ranks[:, 0] == labels).float().mean()),
+        "top1": float(right.float().mean()),
         f"top{k}": float((ranks[:, :k] == labels[:, None]).any(1).float().mean()),
         "images": len(rows),
-    }
+    } | per_class
 
 
 def clip_retrieval(model, processor, rows: list[dict]) -> dict:

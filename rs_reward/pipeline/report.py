@@ -114,6 +114,20 @@ def clip_arms_table(arm_metrics: dict[str, list[dict]]) -> str:
     return markdown_table(["arm", *CLIP_COLUMNS], rows)
 
 
+def clip_classes_table(arm_metrics: dict[str, list[dict]]) -> str:
+    """CLIP arms x classes: zero-shot top-1 per class (`top1/<class>`), mean over seeds."""
+    import numpy as np
+
+    from rs_reward.report import markdown_table
+
+    classes = list(dict.fromkeys(k for runs in arm_metrics.values() for k in runs[0] if k.startswith("top1/")))
+    rows = [
+        [arm, *(f"{np.mean([run[c] for run in runs if c in run]):.2f}" if c in runs[0] else "-" for c in classes)]
+        for arm, runs in arm_metrics.items()
+    ]
+    return markdown_table(["arm", *(c.removeprefix("top1/") for c in classes)], rows)
+
+
 def arm_score(metrics: dict) -> float:
     """Mean of the arm columns a model has (how the demo picks the SFT arm to start GRPO and best-of-N from)."""
     values = [metrics[task][key] for task, key in ARM_COLUMNS if task in metrics]
@@ -320,6 +334,8 @@ def write_report(demo, r: DemoResults) -> Path:
         r.bon_metrics,
     )
     timings, wall = r.timings, r.wall
+    clip_tables = ({"CLIP baseline (before)": [r.clip_base_metrics]} if r.clip_base_metrics else {}) | clip_arm_metrics
+    classes = {k for runs in clip_tables.values() for k in runs[0] if k.startswith("top1/")}
     report = [
         "# rs-reward demo report",
         "",
@@ -420,9 +436,11 @@ def write_report(demo, r: DemoResults) -> Path:
         "baseline itself, before any arm; it was trained on clean SynthRS captions, so an arm adds to or loses what",
         "it knows):",
         "",
-        clip_arms_table(
-            ({"CLIP baseline (before)": [r.clip_base_metrics]} if r.clip_base_metrics else {}) | clip_arm_metrics
-        ),
+        clip_arms_table(clip_tables),
+        "",
+        f"Zero-shot top-1 by class (chance {1 / max(1, len(classes)):.2f}; mean over seeds):",
+        "",
+        clip_classes_table(clip_tables),
         "",
         "## 6. GRPO from the best SFT arm",
         "",

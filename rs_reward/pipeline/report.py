@@ -114,13 +114,18 @@ def clip_arms_table(arm_metrics: dict[str, list[dict]]) -> str:
     return markdown_table(["arm", *CLIP_COLUMNS], rows)
 
 
+def clip_classes(arm_metrics: dict[str, list[dict]]) -> list[str]:
+    """The per-class top-1 keys (`top1/<class>`) of the CLIP runs, in order of first appearance."""
+    return list(dict.fromkeys(k for runs in arm_metrics.values() for k in runs[0] if k.startswith("top1/")))
+
+
 def clip_classes_table(arm_metrics: dict[str, list[dict]]) -> str:
     """CLIP arms x classes: zero-shot top-1 per class (`top1/<class>`), mean over seeds."""
     import numpy as np
 
     from rs_reward.report import markdown_table
 
-    classes = list(dict.fromkeys(k for runs in arm_metrics.values() for k in runs[0] if k.startswith("top1/")))
+    classes = clip_classes(arm_metrics)
     rows = [
         [arm, *(f"{np.mean([run[c] for run in runs if c in run]):.2f}" if c in runs[0] else "-" for c in classes)]
         for arm, runs in arm_metrics.items()
@@ -335,7 +340,7 @@ def write_report(demo, r: DemoResults) -> Path:
     )
     timings, wall = r.timings, r.wall
     clip_tables = ({"CLIP baseline (before)": [r.clip_base_metrics]} if r.clip_base_metrics else {}) | clip_arm_metrics
-    classes = {k for runs in clip_tables.values() for k in runs[0] if k.startswith("top1/")}
+    classes = clip_classes(clip_tables)
     report = [
         "# rs-reward demo report",
         "",
